@@ -1,0 +1,83 @@
+"""Input transforms: host-side `fit` on the training split, device-side pure `__call__` in the step.
+
+A transform turns a batch of raw images (uint8 or float, NHWC, 0..255) into the model input. Its
+statistics (e.g. per-channel mean/std) come from the training split once and are saved with the run,
+so evaluation of a checkpoint uses exactly the statistics the model was trained with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+_TRANSFORMS: dict[str, Callable[..., Any]] = {}
+
+
+def register_transform(name: str):
+  """Registers a transform class, built as `cls(**fields)` from `config.input` minus `name`."""
+
+  def wrap(cls):
+    if name in _TRANSFORMS:
+      raise ValueError(f"input transform {name!r} is registered twice")
+    _TRANSFORMS[name] = cls
+    return cls
+
+  return wrap
+
+
+def build_transform(input_config: ml_collections.ConfigDict | dict | None):
+  fields = dict(input_config or {"name": "spatial"})
+  name = fields.pop("name", "spatial")
+  _import_transform_modules()
+  if name not in _TRANSFORMS:
+    raise ValueError(f"unknown input transform {name!r}; known: {', '.join(sorted(_TRANSFORMS))}")
+  try:
+    return _TRANSFORMS[name](**fields)
+  except TypeError as e:
+    raise ValueError(f"input transform {name!r} rejected its config fields {sorted(fields)}: {e}") from e
+
+
+def _import_transform_modules() -> None:
+  """Imports modules that register transforms (kept lazy so `freqnoise.data` stays light)."""
+  import importlib
+  for module in ("freqnoise.freq.transform",):
+    try:
+      importlib.import_module(module)
+    except ModuleNotFoundError as e:
+      if e.name != module:  # a real import error inside the module, not its absence
+        raise
+
+
+def _channel_moments(images: np.ndarray, scale: float, max_examples: int = 10_000):
+  """Per-channel mean and std of `images / scale` over (N, H, W), on at most `max_examples` images."""
+  x = np.asarray(images[:max_examples], np.float64) / scale
+  axes = tuple(range(x.ndim - 1))
+  return x.mean(axis=axes).astype(np.float32), np.maximum(x.std(axis=axes), 1e-6).astype(np.float32)
+
+
+@register_transform("spatial")
+class SpatialTransform:
+  """Pixels scaled to [0, 1], then normalised per channel with the training split's mean and std.
+
+  Args:
+    normalize: subtract the per-channel mean and divide by the std (else only scale to [0, 1]).
+  """
+
+  def __init__(self, normalize: bool = True):
+    self.normalize = normalize
+
+  def fit(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    if images.ndim != 4:
+      raise ValueError(f"spatial transform expects NHWC images, got shape {images.shape}")
+    mean, std = _channel_moments(images, 255.0)
+    if not self.normalize:
+      mean, std = np.zeros_like(mean), np.ones_like(std)
+    return {"mean": mean, "std": std}
+
+  def __call__(self, stats: dict[str, jax.Array], images: jax.Array) -> jax.Array:
+    x = jnp.asarray(images, jnp.float32) / 255.0
+    return (x - stats["mean"]) / stats["std"]

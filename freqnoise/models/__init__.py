@@ -1,0 +1,5 @@
+"""Model zoo. Importing this package registers every model; look them up with `build_model`."""
+
+from freqnoise.models.registry import build_model, register, registered_models
+
+# Each import below registers its models (one line per module).

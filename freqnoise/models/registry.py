@@ -1,0 +1,45 @@
+"""Model registry: configs name a model; `build_model` turns `config.model` into a Linen module."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import ml_collections
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+  """Registers a model factory (a function or Module class) under `name`.
+
+  The factory is called as `factory(num_classes=..., noise=..., **fields)` where `fields` are the
+  entries of `config.model` other than `name`.
+  """
+
+  def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    if name in _MODELS:
+      raise ValueError(f"model name {name!r} is registered twice")
+    _MODELS[name] = factory
+    return factory
+
+  return wrap
+
+
+def registered_models() -> list[str]:
+  return sorted(_MODELS)
+
+
+def build_model(model_config: ml_collections.ConfigDict | dict, *, num_classes: int,
+                noise: Any = None) -> nn.Module:
+  """Builds the model named by `model_config.name` with the remaining fields as keyword arguments."""
+  fields = dict(model_config)
+  name = fields.pop("name", None)
+  if name is None:
+    raise ValueError("config.model.name is missing; known models: " + ", ".join(registered_models()))
+  if name not in _MODELS:
+    raise ValueError(f"unknown model {name!r}; known models: {', '.join(registered_models())}")
+  try:
+    return _MODELS[name](num_classes=num_classes, noise=noise, **fields)
+  except TypeError as e:  # an unexpected field in config.model
+    raise ValueError(f"model {name!r} rejected its config fields {sorted(fields)}: {e}") from e
