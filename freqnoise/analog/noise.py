@@ -1,0 +1,206 @@
+"""Noise models of an analog matrix-vector product (see DESIGN.md, "Analog matrix-vector product").
+
+    y = ADC( DAC(x) · W̃ + n ) + b,   W̃ = W + weight noise,   n ~ N(0, σ²),   σ² = P / 10^(SNR_dB / 10)
+
+`P` is the mean square of the noiseless product under `stop_gradient`, either per example (over the
+output units of each matrix-vector product) or per unit (over the batch and, for convolutions, the
+output positions). SNR = +inf, or no `NoiseConfig` at all, means exactly noiseless.
+
+Everything here is a pure function of (key, signal, config); layers call them with keys taken from
+the `noise` RNG stream.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+KINDS = ("output", "none")
+WEIGHT_NOISES = ("none", "additive", "multiplicative")
+POWERS = ("per_example", "per_unit")
+LAYER_SETS = ("all", "all_but_first", "all_but_last", "all_but_first_last")
+
+
+@flax.struct.dataclass
+class NoiseConfig:
+  """What noise an analog layer adds. A pytree: `snr_db` and `weight_sigma` are leaves (traceable,
+  vmappable), everything else is static.
+
+  Attributes:
+    snr_db: output SNR in dB of each analog product; +inf turns output noise off.
+    weight_sigma: weight-noise level (relative to max|W| for 'additive', to W for 'multiplicative').
+    kind: 'output' (additive Gaussian output noise set by `snr_db`) or 'none'.
+    weight_noise: 'none', 'additive' (W + σ_w·max|W|·ε) or 'multiplicative' (W·(1 + σ_w·ε)).
+    power: 'per_example' (P over the output units of each product) or 'per_unit' (P of each
+      output unit over the batch and positions).
+    layers: which of a model's products are analog: 'all', 'all_but_first', 'all_but_last',
+      'all_but_first_last' (models ask `noise_for_layer`).
+    snr_db_range: optional (lo, hi) in dB; training draws snr_db ~ U(lo, hi) once per step
+      (`sample_training_noise`), shared by every layer of that step.
+  """
+
+  snr_db: Any = math.inf
+  weight_sigma: Any = 0.0
+  kind: str = flax.struct.field(pytree_node=False, default="output")
+  weight_noise: str = flax.struct.field(pytree_node=False, default="none")
+  power: str = flax.struct.field(pytree_node=False, default="per_example")
+  layers: str = flax.struct.field(pytree_node=False, default="all")
+  snr_db_range: tuple[float, float] | None = flax.struct.field(pytree_node=False, default=None)
+
+  def __post_init__(self):
+    _check_choice("kind", self.kind, KINDS)
+    _check_choice("weight_noise", self.weight_noise, WEIGHT_NOISES)
+    _check_choice("power", self.power, POWERS)
+    _check_choice("layers", self.layers, LAYER_SETS)
+    _check_number("snr_db", self.snr_db, allow_inf=True)
+    _check_number("weight_sigma", self.weight_sigma, allow_inf=False)
+    if self.snr_db_range is not None:
+      if len(self.snr_db_range) != 2:
+        raise ValueError(f"snr_db_range must be (lo, hi) in dB, got {self.snr_db_range!r}")
+      lo, hi = self.snr_db_range
+      _check_number("snr_db_range[0]", lo, allow_inf=False)
+      _check_number("snr_db_range[1]", hi, allow_inf=False)
+      if lo > hi:
+        raise ValueError(f"snr_db_range must have lo <= hi, got {self.snr_db_range!r}")
+      object.__setattr__(self, "snr_db_range", (float(lo), float(hi)))
+
+  @property
+  def statically_off(self) -> bool:
+    """True when this config can be seen to add no noise without tracing anything."""
+    output_off = self.kind == "none" or (_is_python_number(self.snr_db) and self.snr_db == math.inf
+                                         and self.snr_db_range is None)
+    weight_off = self.weight_noise == "none" or (_is_python_number(self.weight_sigma)
+                                                 and self.weight_sigma == 0)
+    return output_off and weight_off
+
+
+def _is_python_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_choice(name: str, value, choices) -> None:
+  if value not in choices:
+    raise ValueError(f"unknown noise {name} {value!r}; expected one of {', '.join(choices)}")
+
+
+def _check_number(name: str, value, *, allow_inf: bool) -> None:
+  """Rejects strings, bools and (for Python numbers) NaN/-inf. Arrays, tracers and None pass
+  through: JAX rebuilds this pytree with placeholder leaves (vmap in_axes, tree_map to None)."""
+  if isinstance(value, (str, bytes, bool)):
+    raise TypeError(f"noise {name} must be a number (dB or a ratio), got {type(value).__name__} "
+                    f"{value!r}")
+  if _is_python_number(value):
+    if math.isnan(value):
+      raise ValueError(f"noise {name} is NaN")
+    if math.isinf(value) and not (allow_inf and value > 0):
+      raise ValueError(f"noise {name} must be finite{' or +inf' if allow_inf else ''}, got {value}")
+
+
+def noise_from_config(cfg: ml_collections.ConfigDict | dict | None) -> NoiseConfig | None:
+  """Builds a `NoiseConfig` from a config block (`config.train_noise` / `config.eval_noise`).
+
+  Returns None (plain, noiseless layers) when `cfg` is None or empty or turns every kind of noise
+  off. Raises ValueError/TypeError naming the bad field.
+  """
+  if cfg is None:
+    return None
+  fields = dict(cfg.to_dict() if isinstance(cfg, ml_collections.ConfigDict) else cfg)
+  if not fields:
+    return None
+  known = {f.name for f in NoiseConfig.__dataclass_fields__.values()}
+  unknown = sorted(set(fields) - known)
+  if unknown:
+    raise ValueError(f"unknown noise config field(s) {unknown}; known: {sorted(known)}")
+  for name in ("snr_db", "weight_sigma"):
+    if name in fields and isinstance(fields[name], (str, bytes)):
+      raise TypeError(f"noise {name} must be a number, got the string {fields[name]!r} "
+                      "(write inf as float('inf'))")
+    if name in fields and _is_python_number(fields[name]):
+      fields[name] = float(fields[name])
+  if fields.get("snr_db_range") is not None:
+    fields["snr_db_range"] = tuple(fields["snr_db_range"])
+  noise = NoiseConfig(**fields)
+  if noise.kind == "none" and noise.weight_noise == "none":
+    return None
+  return noise
+
+
+def noise_for_layer(noise: NoiseConfig | None, index: int, count: int) -> NoiseConfig | None:
+  """The noise of product `index` (0-based) of a model with `count` products, per `noise.layers`."""
+  if not 0 <= index < count:
+    raise ValueError(f"layer index {index} is outside 0..{count - 1}")
+  if noise is None:
+    return None
+  first, last = index == 0, index == count - 1
+  excluded = {"all": False, "all_but_first": first, "all_but_last": last,
+              "all_but_first_last": first or last}[noise.layers]
+  return None if excluded else noise
+
+
+def sample_training_noise(key: jax.Array, noise: NoiseConfig | None) -> NoiseConfig | None:
+  """Draws this step's SNR from `noise.snr_db_range` (uniform in dB); unchanged when there is none.
+
+  Call once per training step (e.g. with a key from the step's `noise` stream) and build the model
+  with the result, so all layers of one step share one SNR.
+  """
+  if noise is None or noise.snr_db_range is None:
+    return noise
+  lo, hi = noise.snr_db_range
+  snr = jax.random.uniform(key, (), jnp.float32, lo, hi)
+  return noise.replace(snr_db=snr, snr_db_range=None)
+
+
+def signal_power(y: jax.Array, power: str) -> jax.Array:
+  """Mean square of `y` under stop_gradient, broadcastable against `y` ([..., units]).
+
+  'per_example': over the last axis (units) of each product -> shape [..., 1].
+  'per_unit': over every axis but the last (batch, positions) -> shape [1, ..., 1, units].
+  """
+  _check_choice("power", power, POWERS)
+  y2 = jnp.square(jax.lax.stop_gradient(y).astype(jnp.float32))
+  if power == "per_example":
+    return jnp.mean(y2, axis=-1, keepdims=True)
+  return jnp.mean(y2, axis=tuple(range(y.ndim - 1)), keepdims=True)
+
+
+def add_output_noise(key: jax.Array, y: jax.Array, snr_db, power: str = "per_example") -> jax.Array:
+  """y + n with n ~ N(0, P / 10^(snr_db/10)); exactly y where snr_db = +inf.
+
+  Args:
+    key: PRNG key of this draw.
+    y: noiseless product, shape [..., units] (units last; conv outputs are NHWC).
+    snr_db: scalar SNR in dB (Python number or traced array); +inf = no noise.
+    power: 'per_example' or 'per_unit' (see `signal_power`).
+  """
+  _check_number("snr_db", snr_db, allow_inf=True)
+  if _is_python_number(snr_db) and snr_db == math.inf:
+    return y
+  snr_db = jnp.asarray(snr_db, jnp.float32)
+  variance = signal_power(y, power) / jnp.power(10.0, snr_db / 10.0)
+  eps = jax.random.normal(key, y.shape, jnp.float32)
+  noisy = y + (jnp.sqrt(variance) * eps).astype(y.dtype)
+  return jnp.where(jnp.isposinf(snr_db), y, noisy)
+
+
+def perturb_weights(key: jax.Array, w: jax.Array, weight_noise: str, weight_sigma) -> jax.Array:
+  """W̃: 'additive' W + σ_w·max|W|·ε (max|W| under stop_gradient), 'multiplicative' W·(1 + σ_w·ε).
+
+  Exactly `w` for 'none' or σ_w = 0. Gradients flow to `w` (the noise is a constant shift/scale).
+  """
+  _check_choice("weight_noise", weight_noise, WEIGHT_NOISES)
+  _check_number("weight_sigma", weight_sigma, allow_inf=False)
+  if weight_noise == "none" or (_is_python_number(weight_sigma) and weight_sigma == 0):
+    return w
+  sigma = jnp.asarray(weight_sigma, jnp.float32)
+  eps = jax.random.normal(key, w.shape, jnp.float32)
+  if weight_noise == "additive":
+    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(w))).astype(jnp.float32)
+    noisy = w + (sigma * scale * eps).astype(w.dtype)
+  else:
+    noisy = w * (1.0 + sigma * eps).astype(w.dtype)
+  return jnp.where(sigma == 0, w, noisy)
