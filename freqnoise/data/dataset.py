@@ -1,0 +1,47 @@
+"""In-memory datasets: a split is a dict of equally long NumPy arrays (`image` uint8 NHWC, `label` int32)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayDataset:
+  """One split held in host memory. `arrays[k][i]` is field `k` of example `i`."""
+
+  arrays: dict[str, np.ndarray]
+
+  def __post_init__(self):
+    if not self.arrays:
+      raise ValueError("a dataset needs at least one field")
+    lengths = {k: len(v) for k, v in self.arrays.items()}
+    if len(set(lengths.values())) != 1:
+      raise ValueError(f"dataset fields have different lengths: {lengths}")
+
+  def __len__(self) -> int:
+    return len(next(iter(self.arrays.values())))
+
+  def __getitem__(self, index) -> dict[str, np.ndarray]:
+    return {k: v[index] for k, v in self.arrays.items()}
+
+  def take(self, n: int) -> "ArrayDataset":
+    return ArrayDataset({k: v[:n] for k, v in self.arrays.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+  """The train and test splits of one source, with what a model needs to know about them."""
+
+  train: ArrayDataset
+  test: ArrayDataset
+  num_classes: int
+  name: str
+  meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def summary(self) -> str:
+    shapes = ", ".join(f"{k} {v.shape[1:]} {v.dtype}" for k, v in self.train.arrays.items())
+    return (f"{self.name}: {len(self.train)} train / {len(self.test)} test, "
+            f"{self.num_classes} classes; {shapes}")

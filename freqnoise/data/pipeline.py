@@ -1,0 +1,93 @@
+"""Batching: deterministic shuffling from (seed, epoch), per-process slices, padded eval batches.
+
+The batch of training step `s` is a pure function of (seed, s), so a run resumed at step `s` sees
+exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Iterator
+
+import numpy as np
+
+from freqnoise.data.augment import augment_images
+from freqnoise.data.dataset import ArrayDataset
+
+
+class TrainBatches:
+  """Training batches indexed by step: `batches[step]` -> this process's slice of the global batch."""
+
+  def __init__(self, ds: ArrayDataset, batch_size: int, seed: int, *, process_index: int = 0,
+               process_count: int = 1, crop_padding: int = 0, flip: bool = False):
+    if batch_size <= 0 or batch_size % process_count:
+      raise ValueError(f"batch_size {batch_size} must be positive and divisible by the "
+                       f"{process_count} processes")
+    if len(ds) < batch_size:
+      raise ValueError(f"batch_size {batch_size} is larger than the training split ({len(ds)})")
+    self.ds, self.batch_size, self.seed = ds, batch_size, seed
+    self.process_index, self.process_count = process_index, process_count
+    self.crop_padding, self.flip = crop_padding, flip
+    self.steps_per_epoch = len(ds) // batch_size  # the remainder is dropped, reshuffled next epoch
+    self._epoch, self._perm = -1, None
+
+  def __getitem__(self, step: int) -> dict[str, np.ndarray]:
+    epoch, i = divmod(step, self.steps_per_epoch)
+    if epoch != self._epoch:
+      self._epoch = epoch
+      self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.ds))
+    local = self.batch_size // self.process_count
+    start = i * self.batch_size + self.process_index * local
+    batch = self.ds[np.sort(self._perm[start:start + local])]
+    if (self.crop_padding or self.flip) and "image" in batch:
+      rng = np.random.default_rng([self.seed, step, 1])
+      batch["image"] = augment_images(rng, batch["image"], crop_padding=self.crop_padding,
+                                      flip=self.flip)
+    return batch
+
+
+def eval_batches(ds: ArrayDataset, batch_size: int, *, process_index: int = 0,
+                 process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """Sequential batches over the whole split; the last one is padded and `mask` marks real examples."""
+  if batch_size <= 0 or batch_size % process_count:
+    raise ValueError(f"eval batch_size {batch_size} must be positive and divisible by the "
+                     f"{process_count} processes")
+  local = batch_size // process_count
+  for start in range(0, len(ds), batch_size):
+    idx = np.arange(start + process_index * local, start + (process_index + 1) * local)
+    mask = idx < len(ds)
+    batch = ds[np.minimum(idx, len(ds) - 1)]
+    batch["mask"] = mask.astype(np.float32)
+    yield batch
+
+
+def prefetch(make: Callable[[int], object], start: int, stop: int, depth: int = 2) -> Iterator:
+  """Yields make(start), ..., make(stop - 1), computed `depth` items ahead in a background thread."""
+  q: queue.Queue = queue.Queue(maxsize=depth)
+  stop_flag = threading.Event()
+
+  def worker():
+    try:
+      for i in range(start, stop):
+        if stop_flag.is_set():
+          return
+        q.put((i, make(i), None))
+    except BaseException as e:  # surface the producer's error in the consumer
+      q.put((None, None, e))
+
+  thread = threading.Thread(target=worker, daemon=True)
+  thread.start()
+  try:
+    for _ in range(start, stop):
+      _, item, err = q.get()
+      if err is not None:
+        raise err
+      yield item
+  finally:
+    stop_flag.set()
+    while thread.is_alive():
+      try:
+        q.get_nowait()
+      except queue.Empty:
+        thread.join(timeout=0.01)

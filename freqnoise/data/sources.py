@@ -1,0 +1,82 @@
+"""Dataset sources, named in `config.data.source`:
+
+  digits              scikit-learn's bundled 8x8 digits (no download; fixed 75/25 split, seed 0)
+  tfds:NAME           a TFDS dataset through `tfds.data_source` (ArrayRecord; no TensorFlow at run time)
+  idx:DIR             MNIST / Fashion-MNIST original IDX files (`train-images-idx3-ubyte.gz`, ...)
+  imagefolder:DIR     `SPLIT/CLASS/*.jpg|png` folders or `.tar[.gz]` archives / shards (CIFAR-10 JPEG
+                      copy, Tiny-ImageNet-200 with val annotations)
+
+Every source returns `Splits` with `image` uint8 NHWC and `label` int32 arrays.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+import numpy as np
+
+from freqnoise.data.dataset import ArrayDataset, Splits
+from freqnoise.data.idx import load_idx_dataset
+from freqnoise.data.images import load_image_folder
+
+SOURCES = ("digits", "tfds:NAME", "idx:DIR", "imagefolder:DIR")
+
+
+def _digits() -> Splits:
+  from sklearn.datasets import load_digits
+  digits = load_digits()
+  # sklearn's digits are 0..16; store them as uint8 0..255 like every other image source.
+  images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+  labels = digits.target.astype(np.int32)
+  order = np.random.default_rng(0).permutation(len(labels))
+  n_train = int(round(0.75 * len(labels)))
+  tr, te = order[:n_train], order[n_train:]
+  return Splits(ArrayDataset({"image": images[tr], "label": labels[tr]}),
+                ArrayDataset({"image": images[te], "label": labels[te]}), 10, "digits")
+
+
+def _tfds(name: str, cfg) -> Splits:
+  import tensorflow_datasets as tfds
+  image_key, label_key = cfg.get("image_key", "image"), cfg.get("label_key", "label")
+  splits = {}
+  for split in (cfg.get("train_split", "train"), cfg.get("test_split", "test")):
+    try:
+      source = tfds.data_source(name, split=split, data_dir=cfg.get("data_dir") or None,
+                                download=cfg.get("download", True))
+    except Exception as e:  # TFDS raises many types; name the dataset and what to do
+      raise ValueError(
+          f"TFDS dataset {name!r} split {split!r} is not available: {e}\nPrepare it once with "
+          f"`tfds build {name} --file_format=array_record` (preparation needs tensorflow), or set "
+          "config.data.data_dir to a folder that holds it.") from e
+    rows = source.__getitems__(list(range(len(source))))
+    for key in (image_key, label_key):
+      if key not in rows[0]:
+        raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; features: {sorted(rows[0])}")
+    image = np.stack([np.asarray(r[image_key]) for r in rows])
+    if image.ndim == 3:
+      image = image[..., None]
+    splits[split] = {"image": image, "label": np.array([r[label_key] for r in rows], np.int32)}
+    num_classes = source.dataset_info.features[label_key].num_classes
+  train, test = splits.values()
+  return Splits(ArrayDataset(train), ArrayDataset(test), num_classes, f"tfds:{name}")
+
+
+def load_image_splits(cfg: ml_collections.ConfigDict) -> Splits:
+  """Loads the image source named by `cfg.source` (see the module docstring)."""
+  source = cfg.source
+  kind, _, arg = source.partition(":")
+  if kind == "digits" and not arg:
+    return _digits()
+  if kind == "tfds" and arg:
+    return _tfds(arg, cfg)
+  if kind == "idx" and arg:
+    d = load_idx_dataset(arg)
+    return Splits(ArrayDataset(d["train"]), ArrayDataset(d["test"]), 10, f"idx:{os.path.basename(arg)}")
+  if kind == "imagefolder" and arg:
+    train, test, names = load_image_folder(
+        arg, train_split=cfg.get("train_split", "train"), test_split=cfg.get("test_split", "test"),
+        image_size=cfg.get("image_size") or None, cache_dir=cfg.get("cache_dir") or None)
+    return Splits(ArrayDataset(train), ArrayDataset(test), len(names),
+                  f"imagefolder:{os.path.basename(os.path.normpath(arg))}", {"class_names": names})
+  raise ValueError(f"unknown data source {source!r}; expected one of {', '.join(SOURCES)}")

@@ -1,0 +1,52 @@
+"""LeNet-style CNN (conv -> pool blocks, then dense layers) with analog matrix products."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+
+from freqnoise.analog.layers import NoisyConv, NoisyDense
+from freqnoise.analog.noise import NoiseConfig, noise_for_layer
+from freqnoise.models.registry import register
+
+
+@register("lenet")
+class LeNet(nn.Module):
+  """[Conv(k x k, SAME) -> ReLU -> MaxPool 2x2] per entry of `conv_features`, flatten,
+  [Dense -> ReLU -> Dropout] per entry of `dense_features`, Dense(num_classes).
+
+  With the defaults on 28x28x1 MNIST: 32 and 64 5x5 filters, 512 hidden units (the classic
+  TensorFlow MNIST CNN), 1,663,370 parameters.
+
+  Input NHWC [B, H, W, C], output logits [B, num_classes].
+  """
+
+  num_classes: int
+  conv_features: Sequence[int] = (32, 64)
+  kernel_size: int = 5
+  dense_features: Sequence[int] = (512,)
+  dropout: float = 0.0
+  noise: NoiseConfig | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    if x.ndim != 4:
+      raise ValueError(f"lenet expects NHWC images, got shape {x.shape}")
+    count = len(self.conv_features) + len(self.dense_features) + 1
+    layer = 0
+    for i, features in enumerate(self.conv_features):
+      x = NoisyConv(features, (self.kernel_size, self.kernel_size),
+                    noise=noise_for_layer(self.noise, layer, count), name=f"conv{i}")(x)
+      x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2), padding="SAME")
+      layer += 1
+    x = x.reshape(x.shape[0], -1)
+    for i, features in enumerate(self.dense_features):
+      x = nn.relu(NoisyDense(features, noise=noise_for_layer(self.noise, layer, count),
+                             name=f"dense{i}")(x))
+      if self.dropout:
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      layer += 1
+    return NoisyDense(self.num_classes, noise=noise_for_layer(self.noise, layer, count),
+                      name="logits")(x)

@@ -1,0 +1,57 @@
+"""Data parallelism with `jax.sharding`: a ('data',) mesh, batch sharded, parameters replicated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+
+def maybe_initialize_distributed(cfg: ml_collections.ConfigDict) -> None:
+  """Calls `jax.distributed.initialize()` when the config asks for several processes.
+
+  `cfg.num_processes > 1` with `coordinator_address` and `process_id` set (or empty to let JAX
+  read them from the cluster environment, e.g. SLURM or Cloud TPU).
+  """
+  n = cfg.get("num_processes", 1)
+  if n <= 1:
+    return
+  if jax.distributed.is_initialized():
+    return
+  kwargs = {"num_processes": n}
+  if cfg.get("coordinator_address"):
+    kwargs["coordinator_address"] = cfg.coordinator_address
+  if cfg.get("process_id", -1) >= 0:
+    kwargs["process_id"] = cfg.process_id
+  jax.distributed.initialize(**kwargs)
+
+
+def make_mesh() -> Mesh:
+  """A 1-D mesh over every device of every process, axis name 'data'."""
+  return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
+  if batch_size % mesh.devices.size:
+    raise ValueError(f"{what}={batch_size} is not divisible by the {mesh.devices.size} devices")
+
+
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """Assembles a global batch sharded over 'data' from this process's slice of it."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  return jax.device_put(tree, replicated(mesh))
