@@ -66,3 +66,78 @@ def sequence_split(arrays: dict[str, np.ndarray], **kwargs) -> dict[str, np.ndar
     raise ValueError(f"{len(arrays['image'])} images but {len(arrays['label'])} labels")
   return {"inputs": images_to_sequences(arrays["image"], **kwargs),
           "label": np.asarray(arrays["label"], np.int32)}
+
+
+# --- data sources and the input transform the trainer uses for sequences ---------------------------
+
+SEQUENCE_SOURCES = ("seq", "ptb", "strokes")
+
+
+def load_sequence_splits(cfg):
+  """Sequence sources named in `config.data.source` (see `freqnoise.data.load_splits`):
+
+    seq:IMAGE_SOURCE  any one-channel image source read row by row, e.g. `seq:idx:../shared/data/mnist`
+                      or `seq:digits`; `cfg.pixel_by_pixel`, `cfg.permutation_seed` (-1 = none).
+                      Fields `inputs` float32 [N, T, F], `label`.
+    ptb:DIR           Penn Treebank word-level LM: `cfg.num_steps` BPTT length; rows of `tokens`,
+                      `targets` int32 [N, T]; `cfg.eval_split` 'test' or 'valid'. num_classes = vocab.
+    strokes:DIR       de Jong's MNIST pen strokes: `inputs` float32 [N, T, 4] (front-padded),
+                      `length`, `label`; `cfg.max_length` (0 = longest).
+  """
+  from freqnoise.data.dataset import ArrayDataset, Splits
+  kind, _, arg = cfg.source.partition(":")
+  if not arg:
+    raise ValueError(f"data source {cfg.source!r} needs an argument: {kind}:...")
+  if kind == "seq":
+    from freqnoise.data.sources import load_image_splits
+    inner = cfg.copy_and_resolve_references()
+    inner.source = arg
+    images = load_image_splits(inner)
+    seed = cfg.get("permutation_seed", -1)
+    kwargs = dict(pixel_by_pixel=cfg.get("pixel_by_pixel", False),
+                  permutation_seed=None if seed is None or seed < 0 else seed)
+    return Splits(ArrayDataset(sequence_split(images.train.arrays, **kwargs)),
+                  ArrayDataset(sequence_split(images.test.arrays, **kwargs)),
+                  images.num_classes, f"seq:{images.name}", dict(images.meta))
+  if kind == "ptb":
+    from freqnoise.data.text import load_ptb
+    eval_split = cfg.get("eval_split", "test")
+    if eval_split not in ("test", "valid"):
+      raise ValueError(f"config.data.eval_split must be 'test' or 'valid', got {eval_split!r}")
+    splits, vocab = load_ptb(arg, batch_size=cfg.batch_size, num_steps=cfg.get("num_steps", 35),
+                             eval_batch_size=cfg.get("eval_batch_size") or None)
+    return Splits(ArrayDataset(splits["train"]), ArrayDataset(splits[eval_split]), len(vocab),
+                  f"ptb:{eval_split}", {"vocab_size": len(vocab)})
+  if kind == "strokes":
+    from freqnoise.data.strokes import load_stroke_split
+    max_length = cfg.get("max_length", 0) or None
+    train = load_stroke_split(arg, "train", max_length=max_length)
+    test = load_stroke_split(arg, "test", max_length=train["inputs"].shape[1])
+    return Splits(ArrayDataset(train), ArrayDataset(test), 10, "strokes")
+  raise ValueError(f"unknown sequence source {cfg.source!r}; expected one of "
+                   "seq:IMAGE_SOURCE, ptb:DIR, strokes:DIR")
+
+
+def _register_sequence_transform():
+  import jax.numpy as jnp
+
+  from freqnoise.data.transforms import register_transform
+
+  @register_transform("sequence")
+  class SequenceTransform:
+    """Sequence inputs as they are: floats (already in [0, 1] or pen offsets) cast to float32,
+    integer token ids passed through for an embedding. Nothing is fitted."""
+
+    def fit(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+      if np.asarray(inputs).ndim < 2:
+        raise ValueError(f"sequence inputs must be [N, T, ...], got shape {np.shape(inputs)}")
+      return {}
+
+    def __call__(self, stats, inputs):
+      del stats
+      return inputs.astype(jnp.float32) if jnp.issubdtype(inputs.dtype, jnp.floating) else inputs
+
+  return SequenceTransform
+
+
+SequenceTransform = _register_sequence_transform()
