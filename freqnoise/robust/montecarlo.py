@@ -1,0 +1,208 @@
+"""Monte Carlo evaluation of a noisy model (DESIGN.md, "Monte Carlo evaluation").
+
+`mc_accuracy` computes accuracy[snr, draw] for S SNRs x D independent noise draws over a whole
+dataset in one compiled computation:
+
+    scan over batches ( scan over chunks of draws ( vmap over SNRs ( vmap over draws ( model ))))
+
+Chunking bounds memory to S x chunk x batch activations. When several devices are present the
+draws of a chunk are sharded over a ('data',) mesh. Voting accuracy for K = 1..D (majority and
+mean probability) comes from the same passes via running per-example vote counts.
+
+The noise of draw d on batch b is `draw_key(key, d, b)` for every SNR (common random numbers:
+curves over SNR differ only by the SNR, not by the luck of the draw). A Python loop over the same
+keys reproduces the numbers exactly (see tests and the benchmark).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from freqnoise.robust.voting import cumulative_votes
+
+# apply_fn(variables, inputs [B, ...], snr_db scalar, key) -> logits [B, C]
+ApplyFn = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def draw_key(key: jax.Array, draw, batch) -> jax.Array:
+  """Noise key of draw `draw` on batch `batch` (the same for every SNR)."""
+  return jax.random.fold_in(jax.random.fold_in(key, draw), batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class MCResult:
+  """Monte Carlo accuracies (fractions in [0, 1]) for S SNRs (dB) and D draws.
+
+  Attributes:
+    snrs_db: [S] evaluation SNRs in dB (inf = noiseless).
+    accuracy: [S, D] accuracy of each single noisy pass over the dataset.
+    majority: [S, D] accuracy of majority voting over the first K = 1..D passes (column K-1).
+    mean_prob: [S, D] accuracy of mean-probability voting over the first K passes.
+    num_examples: dataset size.
+  """
+
+  snrs_db: np.ndarray
+  accuracy: np.ndarray
+  majority: np.ndarray
+  mean_prob: np.ndarray
+  num_examples: int
+
+  @property
+  def mean(self) -> np.ndarray:
+    return self.accuracy.mean(axis=1)
+
+  @property
+  def std(self) -> np.ndarray:
+    """[S] standard deviation over draws (ddof=1; 0 with one draw)."""
+    d = self.accuracy.shape[1]
+    return self.accuracy.std(axis=1, ddof=1) if d > 1 else np.zeros(len(self.snrs_db))
+
+  @property
+  def interval95(self) -> tuple[np.ndarray, np.ndarray]:
+    """[S] 2.5th and 97.5th percentiles over draws: where 95% of single noisy passes fall."""
+    return (np.percentile(self.accuracy, 2.5, axis=1), np.percentile(self.accuracy, 97.5, axis=1))
+
+  @property
+  def mean_ci95(self) -> np.ndarray:
+    """[S] half-width of the normal 95% confidence interval of the mean accuracy."""
+    return 1.96 * self.std / math.sqrt(self.accuracy.shape[1])
+
+  def metrics(self, prefix: str = "mc") -> dict[str, float]:
+    """Flat scalar metrics for the metrics writer, e.g. 'mc/snr_0/mean', 'mc/snr_0/vote_majority'."""
+    out = {}
+    lo, hi = self.interval95
+    for i, snr in enumerate(self.snrs_db):
+      tag = f"{prefix}/snr_{_snr_name(snr)}"
+      out.update({f"{tag}/mean": float(self.mean[i]), f"{tag}/std": float(self.std[i]),
+                  f"{tag}/p2.5": float(lo[i]), f"{tag}/p97.5": float(hi[i]),
+                  f"{tag}/vote_majority": float(self.majority[i, -1]),
+                  f"{tag}/vote_mean_prob": float(self.mean_prob[i, -1])})
+    return out
+
+
+def _snr_name(snr: float) -> str:
+  return "inf" if math.isinf(snr) else f"{snr:g}"
+
+
+def _check_count(name: str, value, minimum: int = 1) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, float) and math.isnan(value):
+      raise ValueError(f"{name} is NaN; it must be an integer >= {minimum}")
+    raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
+  if value < minimum:
+    raise ValueError(f"{name} must be >= {minimum}, got {value}")
+  return int(value)
+
+
+def _check_snrs(snrs_db) -> np.ndarray:
+  values = list(np.atleast_1d(np.asarray(snrs_db, dtype=object)))
+  if not values:
+    raise ValueError("snrs_db is empty; give at least one SNR in dB")
+  for v in values:
+    if isinstance(v, (str, bytes, bool)) or not isinstance(v, (int, float, np.number)):
+      raise TypeError(f"every SNR must be a number in dB, got {type(v).__name__} {v!r}")
+    if math.isnan(v) or v == -math.inf:
+      raise ValueError(f"SNR {v} dB is not allowed (use a finite value or +inf)")
+  return np.asarray(values, np.float32)
+
+
+def _batched(images: np.ndarray, labels: np.ndarray, batch_size: int):
+  """Pads to whole batches: images [nb, B, ...], labels [nb, B] with -1 marking padding."""
+  n = len(labels)
+  nb = -(-n // batch_size)
+  pad = nb * batch_size - n
+  images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
+  labels = np.concatenate([np.asarray(labels, np.int32), -np.ones((pad,), np.int32)])
+  return (images.reshape((nb, batch_size) + images.shape[1:]), labels.reshape(nb, batch_size))
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "num_chunks", "chunk", "mesh"))
+def _mc_correct_counts(apply_fn, variables, images, labels, snrs, key, *, num_chunks, chunk, mesh):
+  """Correct-prediction counts [3, S, D] (single pass, majority, mean_prob) summed over batches."""
+  draws = jnp.arange(num_chunks * chunk, dtype=jnp.int32).reshape(num_chunks, chunk)
+  num_snrs = snrs.shape[0]
+
+  def forward(x, snr, k):
+    return apply_fn(variables, x, snr, k)
+
+  per_draw = jax.vmap(forward, in_axes=(None, None, 0))        # over draws
+  per_snr_draw = jax.vmap(per_draw, in_axes=(None, 0, None))   # over SNRs
+  num_classes = jax.eval_shape(forward, images[0], snrs[0], key).shape[-1]
+
+  def batch_step(totals, batch):
+    x, y, b = batch
+    valid = y >= 0
+
+    def chunk_step(votes, ids):
+      counts, prob_sums, seen = votes
+      keys = jax.vmap(lambda d: draw_key(key, d, b))(ids)
+      if mesh is not None:  # shard the draws; variables and data are replicated
+        keys = jax.lax.with_sharding_constraint(keys, NamedSharding(mesh, PartitionSpec("data")))
+      logits = per_snr_draw(x, snrs, keys)                      # [S, chunk, B, C]
+      single = jnp.argmax(logits, -1)
+      majority, mean_prob, counts, prob_sums = cumulative_votes(logits, counts, prob_sums, seen)
+      hit = lambda pred: jnp.sum((pred == y) & valid, axis=-1, dtype=jnp.int32)  # [S, chunk]
+      return (counts, prob_sums, seen + chunk), jnp.stack([hit(single), hit(majority),
+                                                           hit(mean_prob)])
+
+    start = jnp.zeros((num_snrs, x.shape[0], num_classes), jnp.float32)
+    _, hits = jax.lax.scan(chunk_step, (start, start, jnp.float32(0)), draws)
+    hits = jnp.moveaxis(hits, 0, 2).reshape(3, num_snrs, num_chunks * chunk)
+    return totals + hits, None
+
+  totals = jnp.zeros((3, num_snrs, num_chunks * chunk), jnp.int32)
+  batch_ids = jnp.arange(images.shape[0], dtype=jnp.int32)
+  totals, _ = jax.lax.scan(batch_step, totals, (images, labels, batch_ids))
+  return totals
+
+
+def mc_accuracy(apply_fn: ApplyFn, variables: Any, images: np.ndarray, labels: np.ndarray, *,
+                snrs_db, num_draws: int, key: jax.Array, batch_size: int = 1000,
+                draws_per_chunk: int | None = None, mesh: Mesh | None = None) -> MCResult:
+  """Accuracy of `apply_fn` for every SNR in `snrs_db` and `num_draws` noise draws.
+
+  Args:
+    apply_fn: `apply_fn(variables, inputs [B, ...], snr_db, key) -> logits [B, C]`, pure and
+      jittable; `snr_db` is a traced scalar (build the model's NoiseConfig from it) and `key` feeds
+      the `noise` RNG stream. Must be hashable (a module-level function or a functools.partial of
+      one), so repeated calls reuse the compiled computation.
+    variables: pytree passed to `apply_fn` unchanged (params, batch_stats, input statistics...).
+    images: [N, ...] inputs (numpy); labels: [N] int class labels.
+    snrs_db: S evaluation SNRs in dB; +inf = noiseless.
+    num_draws: D >= 1 independent noise draws per SNR.
+    key: root PRNG key of the draws.
+    batch_size: examples per batch (the last batch is padded and masked).
+    draws_per_chunk: draws evaluated at once (memory ~ S x chunk x batch activations); must
+      divide num_draws. Default: all draws at once.
+    mesh: a ('data',) mesh to shard draws over. Default: all devices when there are several and
+      they divide the chunk.
+  """
+  num_draws = _check_count("num_draws", num_draws)
+  batch_size = _check_count("batch_size", batch_size)
+  chunk = num_draws if draws_per_chunk is None else _check_count("draws_per_chunk", draws_per_chunk)
+  if num_draws % chunk:
+    raise ValueError(f"draws_per_chunk={chunk} must divide num_draws={num_draws}")
+  snrs = _check_snrs(snrs_db)
+  images, labels = np.asarray(images), np.asarray(labels)
+  if labels.ndim != 1 or len(labels) != len(images) or len(labels) == 0:
+    raise ValueError(f"need labels [N] matching images [N, ...], got {labels.shape} and "
+                     f"{images.shape}")
+  if mesh is None and jax.device_count() > 1 and chunk % jax.device_count() == 0:
+    mesh = Mesh(np.asarray(jax.devices()), ("data",))
+  if mesh is not None and chunk % mesh.size:
+    raise ValueError(f"draws_per_chunk={chunk} must be a multiple of the mesh size {mesh.size}")
+  batched_images, batched_labels = _batched(images, labels, batch_size)
+  totals = _mc_correct_counts(apply_fn, variables, batched_images, batched_labels,
+                              jnp.asarray(snrs), key, num_chunks=num_draws // chunk, chunk=chunk,
+                              mesh=mesh)
+  acc = np.asarray(jax.device_get(totals), np.float64) / len(labels)
+  return MCResult(snrs_db=snrs.astype(np.float64), accuracy=acc[0], majority=acc[1],
+                  mean_prob=acc[2], num_examples=len(labels))
