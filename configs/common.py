@@ -18,6 +18,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.label_smoothing = 0.0       # label smoothing of the cross-entropy
   c.report_perplexity = False   # also report exp(test loss) (language models)
   c.tensorboard = True          # write TensorBoard event files next to metrics.jsonl
+  c.num_devices = 0             # devices in the ('data',) mesh (0 = all; 1 = single-device run)
   c.num_processes = 1           # >1: jax.distributed.initialize() for multi-host data parallelism
   c.coordinator_address = ""    # host:port of process 0 ("" = from the cluster environment)
   c.process_id = -1             # this process's id (-1 = from the cluster environment)

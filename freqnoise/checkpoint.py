@@ -21,7 +21,7 @@ class CheckpointError(RuntimeError):
 
 def _describe(tree: Any) -> dict[str, tuple]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(p): (tuple(np.shape(x)), str(np.result_type(x))) for p, x in flat}
+  return {jax.tree_util.keystr(p): (tuple(x.shape), str(x.dtype)) for p, x in flat}
 
 
 class Checkpointer:

@@ -29,9 +29,12 @@ def maybe_initialize_distributed(cfg: ml_collections.ConfigDict) -> None:
   jax.distributed.initialize(**kwargs)
 
 
-def make_mesh() -> Mesh:
-  """A 1-D mesh over every device of every process, axis name 'data'."""
-  return Mesh(np.asarray(jax.devices()), ("data",))
+def make_mesh(num_devices: int = 0) -> Mesh:
+  """A 1-D mesh, axis name 'data', over the first `num_devices` devices (0 = every device)."""
+  devices = jax.devices()
+  if num_devices < 0 or num_devices > len(devices):
+    raise ValueError(f"num_devices={num_devices} but {len(devices)} devices are visible")
+  return Mesh(np.asarray(devices[:num_devices or None]), ("data",))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -121,7 +121,7 @@ class Task:
       raise ValueError("set config.num_steps or config.num_epochs to a positive number")
     self.tx = build_optimizer(config.optimizer, self.num_steps)
     self.stats = self._input_stats()
-    self.mesh = sharding.make_mesh()
+    self.mesh = sharding.make_mesh(config.get("num_devices", 0))
     sharding.check_batch_size(config.data.batch_size, self.mesh)
     sharding.check_batch_size(self.eval_batch_size, self.mesh, "eval_batch_size")
     self.stats_device = sharding.replicate({k: jnp.asarray(v) for k, v in self.stats.items()},

@@ -49,7 +49,7 @@ def _tfds(name: str, cfg) -> Splits:
           f"TFDS dataset {name!r} split {split!r} is not available: {e}\nPrepare it once with "
           f"`tfds build {name} --file_format=array_record` (preparation needs tensorflow), or set "
           "config.data.data_dir to a folder that holds it.") from e
-    rows = source.__getitems__(list(range(len(source))))
+    rows = [source[i] for i in range(len(source))]
     for key in (image_key, label_key):
       if key not in rows[0]:
         raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; features: {sorted(rows[0])}")

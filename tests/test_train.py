@@ -1,0 +1,144 @@
+"""The trainer end to end on tiny configs: metrics, resume, sharding, and its error messages."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import digits_mlp, mnist_cnn
+from freqnoise.checkpoint import CheckpointError
+from freqnoise.metrics import read_metrics
+from freqnoise.train import NonFiniteLossError, Task, train_and_evaluate
+from tests.conftest import REPO
+
+
+def tiny(**overrides):
+  c = digits_mlp.get_config("tiny")
+  for k, v in overrides.items():
+    node = c
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return c
+
+
+def params_of(workdir, config):
+  task = Task(config, str(workdir))
+  from freqnoise.checkpoint import Checkpointer
+  state = jax.jit(task.init_state)(jax.random.PRNGKey(0))
+  ck = Checkpointer(str(workdir), every=config.checkpoint_every)
+  restored = ck.restore(state)
+  ck.close()
+  return restored
+
+
+def test_digits_tiny_trains_and_logs(tmp_path):
+  result = train_and_evaluate(tiny(), str(tmp_path))
+  assert result["steps"] == 20 and 0.5 < result["test_accuracy"] <= 1.0
+  rows = read_metrics(str(tmp_path))
+  train_rows = [r for r in rows if r["split"] == "train"]
+  test_rows = [r for r in rows if r["split"] == "test"]
+  assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
+  assert [r["step"] for r in test_rows] == [10, 20]
+  assert test_rows[-1]["accuracy"] == pytest.approx(result["test_accuracy"])
+  assert train_rows[-1]["loss"] < train_rows[0]["loss"]
+  for name in ("config.json", "input_stats.npz", "final_metrics.json"):
+    assert (tmp_path / name).is_file()
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
+
+
+def test_restart_gives_bitwise_the_same_parameters(tmp_path):
+  straight = train_and_evaluate(tiny(), str(tmp_path / "a"))
+  first = train_and_evaluate(tiny(), str(tmp_path / "b"), stop_after=10)
+  assert first["steps"] == 10
+  resumed = train_and_evaluate(tiny(), str(tmp_path / "b"))
+  assert resumed["steps"] == 20 and resumed["test_accuracy"] == straight["test_accuracy"]
+  a, b = params_of(tmp_path / "a", tiny()), params_of(tmp_path / "b", tiny())
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  rows_a = [r for r in read_metrics(str(tmp_path / "a")) if r["split"] == "train"]
+  rows_b = [r for r in read_metrics(str(tmp_path / "b")) if r["split"] == "train"]
+  assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+
+
+def test_four_devices_match_one_device(tmp_path):
+  assert jax.device_count() == 4, "tests run with 4 fake CPU devices (conftest.py)"
+  cfg = lambda n: tiny(num_devices=n, num_steps=6, log_every=1, eval_every=6, checkpoint_every=6)
+  one = train_and_evaluate(cfg(1), str(tmp_path / "one"))
+  four = train_and_evaluate(cfg(4), str(tmp_path / "four"))
+  loss = lambda d: [r["loss"] for r in read_metrics(str(tmp_path / d)) if r["split"] == "train"]
+  np.testing.assert_allclose(loss("four"), loss("one"), rtol=0, atol=1e-5)
+  assert four["test_loss"] == pytest.approx(one["test_loss"], abs=1e-5)
+
+
+def test_cnn_tiny_under_mocked_tfds(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=64):
+    result = train_and_evaluate(mnist_cnn.get_config("tiny"), str(tmp_path))
+  assert result["steps"] == 10 and np.isfinite(result["test_loss"])
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.name", "transformer", "unknown model 'transformer'; known models: .*lenet.*mlp"),
+    ("optimizer.name", "lamb", "unknown optimizer 'lamb'; known: sgd, adam, adamw"),
+    ("optimizer.schedule", "linear", "unknown learning-rate schedule 'linear'"),
+    ("data.source", "idx:/nonexistent/mnist", "IDX data folder not found: /nonexistent/mnist"),
+    ("input.name", "wavelet", "unknown input transform 'wavelet'"),
+    ("data.batch_size", 6, "batch_size=6 is not divisible by the 4 devices"),
+])
+def test_bad_config_values_are_clear_errors(tmp_path, field, value, message):
+  with pytest.raises((ValueError, FileNotFoundError), match=message):
+    train_and_evaluate(tiny(**{field: value}), str(tmp_path))
+  assert not (tmp_path / "checkpoints").exists()  # failed before any expensive work
+
+
+def test_unknown_model_field_is_named(tmp_path):
+  c = tiny()
+  c.model.width = 3
+  with pytest.raises(ValueError, match="model 'mlp' rejected its config fields.*width"):
+    train_and_evaluate(c, str(tmp_path))
+
+
+def test_nonfinite_loss_names_the_step(tmp_path):
+  c = tiny(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e12, "optimizer.schedule": "constant"})
+  with pytest.raises(NonFiniteLossError, match=r"training loss is (nan|inf) at step \d+"):
+    train_and_evaluate(c, str(tmp_path))
+
+
+def test_corrupt_checkpoint_is_a_clear_error_and_is_kept(tmp_path):
+  train_and_evaluate(tiny(), str(tmp_path), stop_after=10)
+  step_dir = tmp_path / "checkpoints" / "10"
+  data_files = [p for p in step_dir.rglob("*") if p.is_file() and p.stat().st_size > 0]
+  for p in data_files:
+    if p.name != "_CHECKPOINT_METADATA":
+      p.write_bytes(b"garbage")
+  with pytest.raises(CheckpointError, match="checkpoints/10 cannot be restored"):
+    train_and_evaluate(tiny(), str(tmp_path))
+  assert (step_dir).is_dir() and not (tmp_path / "checkpoints" / "20").exists()
+
+
+def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
+  train_and_evaluate(tiny(), str(tmp_path), stop_after=10)
+  other = tiny(**{"model.hidden": (32,)})
+  with pytest.raises(CheckpointError, match="checkpoints/10"):
+    train_and_evaluate(other, str(tmp_path))
+
+
+def test_cli_runs_and_rejects_config_typos(tmp_path):
+  env = {**os.environ, "XLA_FLAGS": ""}
+  ok = subprocess.run([sys.executable, "-m", "freqnoise.main", "--config=configs/digits_mlp.py:tiny",
+                       f"--workdir={tmp_path / 'run'}", "--config.num_steps=10"],
+                      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert ok.returncode == 0, ok.stderr[-2000:]
+  assert "test accuracy:" in ok.stdout and "steps/s" in ok.stdout
+  assert json.loads((tmp_path / "run" / "final_metrics.json").read_text())["steps"] == 10
+  typo = subprocess.run([sys.executable, "-m", "freqnoise.main", "--config=configs/digits_mlp.py:tiny",
+                         f"--workdir={tmp_path / 'typo'}", "--config.optimizer.nam=sgd"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert typo.returncode != 0 and 'Did you mean "name" instead of "nam"' in typo.stderr
