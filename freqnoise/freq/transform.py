@@ -1,0 +1,84 @@
+"""The "dct" input transform: RGB batch -> block DCT -> static channel subset -> per-channel normalisation.
+
+Runs on device inside the jitted step, after spatial augmentation on the host (crop, flip happen on
+pixels, before the DCT, as in DCTNet). Statistics (`fit`) are the per-channel mean and std of the
+selected coefficients over the training split, saved with the run by the trainer.
+
+Config (`config.input`):
+    name='dct', channels=24, chroma='444', pad=False, normalize=True
+`channels`: a preset size (6, 24, 32, 48, 64; 192 = all, see `freqnoise.freq.selection`) or an
+explicit list of channel indices `64 * plane + 8v + u` (e.g. the top-k of a learned gate).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from freqnoise.data.transforms import register_transform
+from freqnoise.freq import dct, selection
+
+
+@register_transform("dct")
+class DCTTransform:
+  """uint8/float RGB `[B, H, W, 3]` -> float32 `[B, H/8, W/8, len(channels)]`, normalised.
+
+  Args:
+    channels: preset size or list of channel indices (see module docstring).
+    chroma: '444' or '420' (see `freqnoise.freq.dct`).
+    pad: replicate the border up to a multiple of 8 (16 for '420') instead of raising.
+    normalize: subtract the training mean and divide by the training std per channel.
+    max_fit_examples: at most this many training images enter the statistics.
+  """
+
+  def __init__(self, channels: int | Sequence[int] = 192, chroma: str = "444", pad: bool = False,
+               normalize: bool = True, max_fit_examples: int = 10_000):
+    if isinstance(channels, (int, np.integer)):
+      self.channels = selection.preset_channels(int(channels))
+    else:
+      self.channels = selection.check_channels(list(channels))
+    if chroma not in dct.CHROMA_MODES:
+      raise ValueError(f"chroma must be one of {dct.CHROMA_MODES}, got {chroma!r}")
+    self.chroma, self.pad, self.normalize = chroma, pad, normalize
+    self.max_fit_examples = max_fit_examples
+
+  @property
+  def num_channels(self) -> int:
+    return len(self.channels)
+
+  def coefficients(self, images: jax.Array) -> jax.Array:
+    """Unnormalised selected coefficients `[B, H/8, W/8, C]`."""
+    coeffs = dct.block_dct(images, chroma=self.chroma, pad=self.pad)
+    if self.num_channels == dct.NUM_CHANNELS:
+      return coeffs
+    return coeffs[..., self.channels]
+
+  def fit(self, images: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Per-channel mean/std (float32 `[C]`) of the selected coefficients over the training images."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError(f"dct transform expects RGB NHWC images, got shape {images.shape}")
+    images = images[:self.max_fit_examples]
+    fn = jax.jit(self.coefficients)
+    total = np.zeros(self.num_channels, np.float64)
+    total_sq = np.zeros(self.num_channels, np.float64)
+    count = 0
+    for start in range(0, len(images), batch_size):
+      c = np.asarray(fn(images[start:start + batch_size]), np.float64)
+      total += c.sum(axis=(0, 1, 2))
+      total_sq += (c ** 2).sum(axis=(0, 1, 2))
+      count += c.shape[0] * c.shape[1] * c.shape[2]
+    if count == 0:
+      raise ValueError("dct transform cannot fit statistics on an empty training split")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
+    if not self.normalize:
+      mean, std = np.zeros_like(mean), np.ones_like(std)
+    return {"mean": mean.astype(np.float32), "std": np.maximum(std, 1e-6).astype(np.float32),
+            "channels": self.channels.copy()}
+
+  def __call__(self, stats: dict[str, jax.Array], images: jax.Array) -> jax.Array:
+    coeffs = self.coefficients(images)
+    return (coeffs - stats["mean"]) / stats["std"]
