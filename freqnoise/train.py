@@ -289,6 +289,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   pending: list[tuple[int, dict]] = []
   result: dict[str, float] = {}
   last_eval = -1
+  train_rate = float("nan")
 
   def flush_train_metrics(step: int) -> None:
     _check_finite([(s, m["loss"]) for s, m in pending])
@@ -307,6 +308,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if step == start + 1:
       jax.block_until_ready(metrics)
       progress.mark_compiled(step)
+    if step == stop:  # steady-state rate of the training steps alone, before the final eval
+      jax.block_until_ready(state)
+      train_rate = progress.steps_per_sec(step)
     if step % log_every == 0 or step == stop:
       flush_train_metrics(step)
     if step % eval_every == 0 or step == task.num_steps:
@@ -320,8 +324,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   train_wall = time.perf_counter() - t_start
   if last_eval != step:  # stopped early, or nothing left to train: report the model as it is
     result = {f"test_{k}": v for k, v in evaluate(task, state, eval_step, eval_key).items()}
-  result.update(steps=step, train_seconds=train_wall,
-                train_steps_per_sec=progress.steps_per_sec(step))
+  result.update(steps=step, train_seconds=train_wall, train_steps_per_sec=train_rate)
   if step == task.num_steps:
     result.update(run_evaluators(task, state, eval_key, writer, step))
   checkpointer.close()

@@ -1,0 +1,61 @@
+"""Learning-rate schedules hit their closed-form values; metrics files and the progress line."""
+
+import math
+
+import numpy as np
+import pytest
+from ml_collections import ConfigDict
+
+from freqnoise.metrics import MetricWriter, Progress, read_metrics
+from freqnoise.optim import build_optimizer, build_schedule
+
+
+def cfg(**kw):
+  return ConfigDict({"learning_rate": 0.1, **kw})
+
+
+def test_cosine_with_warmup_closed_form():
+  s = build_schedule(cfg(schedule="cosine", warmup_steps=10), 110)
+  assert float(s(0)) == 0.0 and float(s(5)) == pytest.approx(0.05)
+  assert float(s(10)) == pytest.approx(0.1)
+  assert float(s(60)) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+  assert float(s(110)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_step_schedule_decays_at_boundaries():
+  s = build_schedule(cfg(schedule="step", boundaries=(0.5, 0.75), decay_factor=0.1), 100)
+  values = [float(s(t)) for t in (0, 49, 50, 74, 75, 99)]
+  np.testing.assert_allclose(values, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
+
+
+def test_bad_optimizer_settings():
+  with pytest.raises(ValueError, match="learning_rate must be positive"):
+    build_schedule(cfg(learning_rate=0.0), 10)
+  with pytest.raises(ValueError, match="warmup_steps=20 must be in"):
+    build_schedule(cfg(warmup_steps=20), 10)
+  with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+    build_optimizer(cfg(name="rmsprop"), 10)
+  for name in ("sgd", "adam", "adamw"):
+    build_optimizer(cfg(name=name, weight_decay=1e-4, grad_clip_norm=1.0), 10)
+
+
+def test_metric_writer_round_trip(tmp_path):
+  w = MetricWriter(str(tmp_path), tensorboard=True)
+  w.write(5, "train", {"loss": np.float32(0.5)})
+  w.write(10, "test", {"accuracy": 0.25})
+  w.close()
+  assert read_metrics(str(tmp_path)) == [{"step": 5, "split": "train", "loss": 0.5},
+                                         {"step": 10, "split": "test", "accuracy": 0.25}]
+  assert any((tmp_path / "tensorboard").iterdir())
+  silent = MetricWriter(str(tmp_path / "other"), enabled=False)
+  silent.write(1, "train", {"loss": 1.0})
+  assert not (tmp_path / "other").exists()
+
+
+def test_progress_line_reports_rate_and_eta(monkeypatch):
+  clock = iter([100.0, 110.0, 110.0])
+  monkeypatch.setattr("freqnoise.metrics.time.perf_counter", lambda: next(clock))
+  p = Progress(total_steps=1000, start_step=0)
+  p.mark_compiled(1)
+  line = p.line(201, {"loss": 0.5})
+  assert line == "step 201/1000 | loss 0.5 | 20.0 steps/s | ETA 0:00:40"
