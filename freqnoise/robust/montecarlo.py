@@ -80,7 +80,7 @@ class MCResult:
     out = {}
     lo, hi = self.interval95
     for i, snr in enumerate(self.snrs_db):
-      tag = f"{prefix}/snr_{_snr_name(snr)}"
+      tag = f"{prefix}/snr_{_snr_name(snr)}" if prefix else f"snr_{_snr_name(snr)}"
       out.update({f"{tag}/mean": float(self.mean[i]), f"{tag}/std": float(self.std[i]),
                   f"{tag}/p2.5": float(lo[i]), f"{tag}/p97.5": float(hi[i]),
                   f"{tag}/vote_majority": float(self.majority[i, -1]),
@@ -182,8 +182,8 @@ def mc_accuracy(apply_fn: ApplyFn, variables: Any, images: np.ndarray, labels: n
     batch_size: examples per batch (the last batch is padded and masked).
     draws_per_chunk: draws evaluated at once (memory ~ S x chunk x batch activations); must
       divide num_draws. Default: all draws at once.
-    mesh: a ('data',) mesh to shard draws over. Default: all devices when there are several and
-      they divide the chunk.
+    mesh: a ('data',) mesh to shard draws over (they must then divide the chunk). Default: all
+      devices, sharding draws only when the device count divides the chunk.
   """
   num_draws = _check_count("num_draws", num_draws)
   batch_size = _check_count("batch_size", batch_size)
@@ -195,14 +195,18 @@ def mc_accuracy(apply_fn: ApplyFn, variables: Any, images: np.ndarray, labels: n
   if labels.ndim != 1 or len(labels) != len(images) or len(labels) == 0:
     raise ValueError(f"need labels [N] matching images [N, ...], got {labels.shape} and "
                      f"{images.shape}")
-  if mesh is None and jax.device_count() > 1 and chunk % jax.device_count() == 0:
-    mesh = Mesh(np.asarray(jax.devices()), ("data",))
   if mesh is not None and chunk % mesh.size:
     raise ValueError(f"draws_per_chunk={chunk} must be a multiple of the mesh size {mesh.size}")
+  if mesh is None:
+    mesh = Mesh(np.asarray(jax.devices()), ("data",))
+  # Draws are sharded only when the devices divide them; everything else is replicated.
+  draw_mesh = mesh if mesh.size > 1 and chunk % mesh.size == 0 else None
+  replicated = NamedSharding(mesh, PartitionSpec())
   batched_images, batched_labels = _batched(images, labels, batch_size)
-  totals = _mc_correct_counts(apply_fn, variables, batched_images, batched_labels,
-                              jnp.asarray(snrs), key, num_chunks=num_draws // chunk, chunk=chunk,
-                              mesh=mesh)
+  variables, batched_images, batched_labels, snrs_dev, key = jax.device_put(
+      (variables, batched_images, batched_labels, jnp.asarray(snrs), key), replicated)
+  totals = _mc_correct_counts(apply_fn, variables, batched_images, batched_labels, snrs_dev, key,
+                              num_chunks=num_draws // chunk, chunk=chunk, mesh=draw_mesh)
   acc = np.asarray(jax.device_get(totals), np.float64) / len(labels)
   return MCResult(snrs_db=snrs.astype(np.float64), accuracy=acc[0], majority=acc[1],
                   mean_prob=acc[2], num_examples=len(labels))

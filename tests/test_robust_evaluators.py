@@ -1,0 +1,50 @@
+"""The montecarlo evaluator inside training (config.evals) and on a restored checkpoint (the CLI's
+`evaluate_run`) give the same numbers; bad evaluator configs are clear errors."""
+
+import json
+import math
+import types
+
+import pytest
+
+from configs.digits_mlp import get_config
+from freqnoise.evaluate import format_table, load_run_config, evaluate_run
+from freqnoise.robust.evaluators import evaluator_settings, result_from_json, run_evaluator
+from freqnoise.train import train_and_evaluate
+
+
+def _config():
+  c = get_config("tiny")
+  c.train_noise = {"snr_db": 5.0}
+  c.eval_noise = {"snr_db": 0.0, "layers": "all_but_first"}
+  c.evals = ("montecarlo",)
+  c.montecarlo = {"snrs_db": (0.0, 10.0, math.inf), "num_draws": 4, "limit": 100}
+  return c
+
+
+def test_trainer_and_checkpoint_evaluation_agree(tmp_path):
+  workdir = str(tmp_path / "run")
+  result = train_and_evaluate(_config(), workdir)
+  mc = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("montecarlo/")}
+  assert set(mc) == {f"snr_{s}/{m}" for s in ("0", "10", "inf") for m in
+                     ("mean", "std", "p2.5", "p97.5", "vote_majority", "vote_mean_prob")}
+  assert mc["snr_inf/std"] == 0.0 and mc["snr_0/std"] > 0.0
+  assert mc["snr_0/mean"] < mc["snr_inf/mean"]
+  with open(f"{workdir}/montecarlo.json") as f:
+    saved = json.load(f)
+  assert saved["noise"]["layers"] == "all_but_first" and saved["snrs_db"][-1] == "inf"
+  assert result_from_json(saved).accuracy.shape == (3, 4)
+
+  config = load_run_config(workdir)
+  config.montecarlo.output = "again.json"
+  again = evaluate_run(config, workdir)
+  assert again == mc
+  assert "inf" in format_table(again).splitlines()[-1]
+
+
+def test_evaluator_errors():
+  task = types.SimpleNamespace(config=_config())
+  with pytest.raises(ValueError, match="unknown evaluator 'fgsm'"):
+    run_evaluator("fgsm", task, None, None)
+  with pytest.raises(ValueError, match="unknown field"):
+    evaluator_settings({"montecarlo": {"draws": 3}}, "montecarlo", {"num_draws": 1})
