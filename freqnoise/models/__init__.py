@@ -5,3 +5,4 @@ from freqnoise.models.registry import build_model, register, registered_models
 # Each import below registers its models (one line per module).
 from freqnoise.models import cnn, mlp  # noqa: F401,E402
 from freqnoise.models import sequence  # noqa: F401,E402
+from freqnoise.models import mobilenet, resnet  # noqa: F401,E402
