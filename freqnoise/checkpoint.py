@@ -27,12 +27,11 @@ def _describe(tree: Any) -> dict[str, tuple]:
 class Checkpointer:
   """Saves every `every` steps (and when forced), keeps the last `keep`, restores the latest."""
 
-  def __init__(self, workdir: str, *, every: int, keep: int = 3, enabled: bool = True):
+  def __init__(self, workdir: str, *, every: int, keep: int = 3):
     if every <= 0 or keep <= 0:
       raise ValueError(f"checkpoint_every ({every}) and keep_checkpoints ({keep}) must be positive")
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.every = every
-    self.enabled = enabled
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 

@@ -265,8 +265,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   init_key, train_key, eval_key = (jax.random.fold_in(root_key, i) for i in range(3))
   replicated = sharding.replicated(mesh)
   state = jax.jit(task.init_state, out_shardings=replicated)(init_key)
+  # Every process takes part in saving: orbax coordinates multi-host writes itself.
   checkpointer = Checkpointer(workdir, every=config.checkpoint_every,
-                              keep=config.get("keep_checkpoints", 3), enabled=is_writer)
+                              keep=config.get("keep_checkpoints", 3))
   state = checkpointer.restore(state)
   start = int(jax.device_get(state.step))
   if is_writer:

@@ -1,0 +1,41 @@
+"""The ('data',) mesh, batch sharding, and when jax.distributed is initialised."""
+
+import jax
+import numpy as np
+import pytest
+from ml_collections import ConfigDict
+
+from freqnoise import sharding
+
+
+def test_batch_is_split_over_the_four_devices():
+  mesh = sharding.make_mesh()
+  assert mesh.devices.size == 4 and mesh.axis_names == ("data",)
+  batch = {"x": np.arange(8 * 3).reshape(8, 3)}
+  out = sharding.shard_batch(batch, mesh)["x"]
+  np.testing.assert_array_equal(np.asarray(out), batch["x"])
+  assert sorted(s.data.shape for s in out.addressable_shards) == [(2, 3)] * 4
+  params = sharding.replicate({"w": np.ones(3)}, mesh)["w"]
+  assert all(s.data.shape == (3,) for s in params.addressable_shards)
+
+
+def test_mesh_size_and_batch_checks():
+  assert sharding.make_mesh(1).devices.size == 1
+  with pytest.raises(ValueError, match="num_devices=5 but 4 devices are visible"):
+    sharding.make_mesh(5)
+  with pytest.raises(ValueError, match="eval_batch_size=6 is not divisible by the 4 devices"):
+    sharding.check_batch_size(6, sharding.make_mesh(), "eval_batch_size")
+
+
+def test_distributed_initialised_only_for_several_processes(monkeypatch):
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+  sharding.maybe_initialize_distributed(ConfigDict({"num_processes": 1}))
+  assert calls == []
+  sharding.maybe_initialize_distributed(ConfigDict(
+      {"num_processes": 2, "coordinator_address": "localhost:1234", "process_id": 1}))
+  assert calls == [{"num_processes": 2, "coordinator_address": "localhost:1234", "process_id": 1}]
+  sharding.maybe_initialize_distributed(ConfigDict(
+      {"num_processes": 4, "coordinator_address": "", "process_id": -1}))
+  assert calls[-1] == {"num_processes": 4}  # the rest comes from the cluster environment
