@@ -142,3 +142,23 @@ def test_sample_training_noise_draws_in_range_and_is_a_leaf():
   assert 4.5 < float(draws.mean()) < 5.5
   assert sample_training_noise(jax.random.key(0), NoiseConfig(snr_db=3.0)).snr_db == 3.0
   assert len(jax.tree.leaves(n)) == 2  # snr_db, weight_sigma
+
+
+def test_power_gradient_option_differentiates_through_the_power():
+  from jax.test_util import check_grads
+  y = jax.random.normal(jax.random.key(0), (3, 6))
+  key = jax.random.key(1)
+  f = lambda v: add_output_noise(key, v, 0.0, "per_example", power_gradient=True)
+  check_grads(f, (y,), order=1, modes=["rev"], atol=2e-2, rtol=2e-2)
+  # Closed form per row: d/dy_i sum_j (y_j + s eps_j) = 1 + sum(eps) y_i / (n s 10^(snr/10)),
+  # with s = sqrt(mean(y^2) / 10^(snr/10)) and snr = 0 dB.
+  eps = np.asarray(jax.random.normal(key, y.shape), np.float64)
+  yn = np.asarray(y, np.float64)
+  s = np.sqrt(np.mean(yn**2, -1, keepdims=True))
+  expected = 1 + eps.sum(-1, keepdims=True) * yn / (yn.shape[-1] * s)
+  g = jax.grad(lambda v: jnp.sum(f(v)))(y)
+  np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-4, atol=1e-5)
+  # Same forward values as the stop_gradient version.
+  np.testing.assert_allclose(f(y), add_output_noise(key, y, 0.0, "per_example"), rtol=1e-6)
+  with pytest.raises(TypeError, match="power_gradient"):
+    NoiseConfig(power_gradient="yes")

@@ -47,7 +47,8 @@ class AnalogProduct(nn.Module):
       rhs = perturb_weights(self.make_rng("noise"), rhs, noise.weight_noise, noise.weight_sigma)
     y = self.op(lhs, rhs, *args, **kwargs)
     if noise is not None and noise.kind == "output":
-      y = add_output_noise(self.make_rng("noise"), y, noise.snr_db, noise.power)
+      y = add_output_noise(self.make_rng("noise"), y, noise.snr_db, noise.power,
+                           noise.power_gradient)
     if self.output_quantizer is not None:
       y = self.output_quantizer(y)
     return y

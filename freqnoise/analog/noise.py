@@ -42,6 +42,11 @@ class NoiseConfig:
       'all_but_first_last' (models ask `noise_for_layer`).
     snr_db_range: optional (lo, hi) in dB; training draws snr_db ~ U(lo, hi) once per step
       (`sample_training_noise`), shared by every layer of that step.
+    power_gradient: let gradients flow through P (default False: P under stop_gradient, as
+      DESIGN.md defines it). Under stop_gradient, training sees the noise as a constant, so
+      growing the weights always looks like a better SNR; without normalisation layers the scale
+      of a ReLU network then runs away at low SNR (we saw the MNIST loss reach 1e5 at 0 dB).
+      With the gradient, the training loss knows that the noise grows with the signal.
   """
 
   snr_db: Any = math.inf
@@ -51,12 +56,15 @@ class NoiseConfig:
   power: str = flax.struct.field(pytree_node=False, default="per_example")
   layers: str = flax.struct.field(pytree_node=False, default="all")
   snr_db_range: tuple[float, float] | None = flax.struct.field(pytree_node=False, default=None)
+  power_gradient: bool = flax.struct.field(pytree_node=False, default=False)
 
   def __post_init__(self):
     _check_choice("kind", self.kind, KINDS)
     _check_choice("weight_noise", self.weight_noise, WEIGHT_NOISES)
     _check_choice("power", self.power, POWERS)
     _check_choice("layers", self.layers, LAYER_SETS)
+    if not isinstance(self.power_gradient, bool):
+      raise TypeError(f"noise power_gradient must be True or False, got {self.power_gradient!r}")
     _check_number("snr_db", self.snr_db, allow_inf=True)
     _check_number("weight_sigma", self.weight_sigma, allow_inf=False)
     if self.snr_db_range is not None:
@@ -155,20 +163,21 @@ def sample_training_noise(key: jax.Array, noise: NoiseConfig | None) -> NoiseCon
   return noise.replace(snr_db=snr, snr_db_range=None)
 
 
-def signal_power(y: jax.Array, power: str) -> jax.Array:
-  """Mean square of `y` under stop_gradient, broadcastable against `y` ([..., units]).
+def signal_power(y: jax.Array, power: str, stop_gradient: bool = True) -> jax.Array:
+  """Mean square of `y` (under stop_gradient by default), broadcastable against `y` ([..., units]).
 
   'per_example': over the last axis (units) of each product -> shape [..., 1].
   'per_unit': over every axis but the last (batch, positions) -> shape [1, ..., 1, units].
   """
   _check_choice("power", power, POWERS)
-  y2 = jnp.square(jax.lax.stop_gradient(y).astype(jnp.float32))
+  y2 = jnp.square((jax.lax.stop_gradient(y) if stop_gradient else y).astype(jnp.float32))
   if power == "per_example":
     return jnp.mean(y2, axis=-1, keepdims=True)
   return jnp.mean(y2, axis=tuple(range(y.ndim - 1)), keepdims=True)
 
 
-def add_output_noise(key: jax.Array, y: jax.Array, snr_db, power: str = "per_example") -> jax.Array:
+def add_output_noise(key: jax.Array, y: jax.Array, snr_db, power: str = "per_example",
+                     power_gradient: bool = False) -> jax.Array:
   """y + n with n ~ N(0, P / 10^(snr_db/10)); exactly y where snr_db = +inf.
 
   Args:
@@ -176,14 +185,17 @@ def add_output_noise(key: jax.Array, y: jax.Array, snr_db, power: str = "per_exa
     y: noiseless product, shape [..., units] (units last; conv outputs are NHWC).
     snr_db: scalar SNR in dB (Python number or traced array); +inf = no noise.
     power: 'per_example' or 'per_unit' (see `signal_power`).
+    power_gradient: differentiate through the power (default: stop_gradient).
   """
   _check_number("snr_db", snr_db, allow_inf=True)
   if _is_python_number(snr_db) and snr_db == math.inf:
     return y
   snr_db = jnp.asarray(snr_db, jnp.float32)
-  variance = signal_power(y, power) / jnp.power(10.0, snr_db / 10.0)
+  variance = signal_power(y, power, not power_gradient) / jnp.power(10.0, snr_db / 10.0)
   eps = jax.random.normal(key, y.shape, jnp.float32)
-  noisy = y + (jnp.sqrt(variance) * eps).astype(y.dtype)
+  # sqrt'(0) is infinite: keep the gradient finite for all-zero products (e.g. dead ReLU rows).
+  std = jnp.sqrt(jnp.maximum(variance, 1e-30)) if power_gradient else jnp.sqrt(variance)
+  noisy = y + (std * eps).astype(y.dtype)
   return jnp.where(jnp.isposinf(snr_db), y, noisy)
 
 
