@@ -24,6 +24,7 @@ built from the input (`initial_carry(x)`), so it shards like the batch.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -34,6 +35,19 @@ from freqnoise.analog.noise import NoiseConfig, add_output_noise, perturb_weight
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 Initializer = Callable[..., jax.Array]
+
+
+def _noise_draw_mode():
+  """Draw noise with the non-partitionable Threefry variant on a single device.
+
+  Drawing a Gaussian per product output at every step dominates the cost of a noisy cell on CPU;
+  the non-partitionable variant hashes half as many counters (measured 2.4x faster for a
+  [28, 128, 512] draw on 2 CPU cores). It only matters when arrays are sharded, so with several
+  devices the default (partitionable) draw is kept. The draws stay a pure function of the key.
+  """
+  if jax.device_count() == 1:
+    return jax.threefry_partitionable(False)
+  return contextlib.nullcontext()
 
 
 def grouped_analog_product(key: jax.Array | None, x: jax.Array, kernel: jax.Array,
@@ -60,16 +74,18 @@ def grouped_analog_product(key: jax.Array | None, x: jax.Array, kernel: jax.Arra
     key, weight_key = jax.random.split(key)
     blocks = jnp.split(kernel, groups, axis=-1)
     keys = jax.random.split(weight_key, groups)
-    kernel = jnp.concatenate([perturb_weights(k, w, noise.weight_noise, noise.weight_sigma)
-                              for k, w in zip(keys, blocks)], axis=-1)
+    with _noise_draw_mode():
+      kernel = jnp.concatenate([perturb_weights(k, w, noise.weight_noise, noise.weight_sigma)
+                                for k, w in zip(keys, blocks)], axis=-1)
   y = jnp.dot(x, kernel)
   if noisy and noise.kind == "output":
-    if noise.power == "per_example":  # P over each gate's own units
-      shape = y.shape
-      y = add_output_noise(key, y.reshape(*shape[:-1], groups, shape[-1] // groups),
-                           noise.snr_db, "per_example").reshape(shape)
-    else:  # per unit over the batch: every unit is already its own column
-      y = add_output_noise(key, y, noise.snr_db, "per_unit")
+    with _noise_draw_mode():
+      if noise.power == "per_example":  # P over each gate's own units
+        shape = y.shape
+        y = add_output_noise(key, y.reshape(*shape[:-1], groups, shape[-1] // groups),
+                             noise.snr_db, "per_example").reshape(shape)
+      else:  # per unit over the batch: every unit is already its own column
+        y = add_output_noise(key, y, noise.snr_db, "per_unit")
   if output_quantizer is not None:
     y = output_quantizer(y)
   return y
