@@ -53,6 +53,8 @@ def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> N
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
   """Assembles a global batch sharded over 'data' from this process's slice of it."""
   sharding = batch_sharding(mesh)
+  if jax.process_count() == 1:  # the local slice is the global batch; device_put is ~30% cheaper
+    return jax.device_put(batch, sharding)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
