@@ -10,13 +10,10 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # files only; notebooks display the returned Figure
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from freqnoise.robust.montecarlo import MCResult  # noqa: E402
+from freqnoise.robust.montecarlo import MCResult
 
 VOTES = ("majority", "mean_prob")
 
