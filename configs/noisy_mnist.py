@@ -25,7 +25,7 @@ TRAIN_SNRS = {"clean": math.inf, "snr10": 10.0, "snr5": 5.0, "snr0": 0.0}
 def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
   arg = arg or "snr0"
   tiny = arg.endswith("tiny")
-  name = "snr0" if arg == "tiny" else arg.removesuffix("_tiny").removesuffix("tiny")
+  name = "snr0" if arg == "tiny" else arg.removesuffix("_tiny")
   if name not in TRAIN_SNRS:
     raise ValueError(f"unknown config variant {arg!r}; known: {', '.join(TRAIN_SNRS)}, tiny, "
                      "<variant>_tiny")

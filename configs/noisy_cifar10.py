@@ -1,0 +1,82 @@
+"""Noisy inference on CIFAR-10 (paper: "Noisy computations during inference"): a small 3-block CNN
+whose every product is analog, trained clean or with 0 dB output noise, evaluated by Monte Carlo
+over eval SNRs {-5, 0, 5, 10, 20, inf} dB with voting.
+
+Data: ../shared/data/cifar10-jpeg, a JPEG (quality 75) re-encoding of CIFAR-10, so expect a point
+or two below results on the original pixels.
+
+Commands:
+  python -m freqnoise.main --config=configs/noisy_cifar10.py:snr0 --workdir=/tmp/noisy/cifar/snr0
+  python -m freqnoise.main --config=configs/noisy_cifar10.py:clean --workdir=/tmp/noisy/cifar/clean
+  (or experiments/noisy_inference/sweep.sh cifar)
+Runtime on 2 shared CPU cores: about 12 min per model (8 epochs of a 3 M multiply-add CNN) plus
+~5 min of Monte Carlo. This is a CPU-sized stand-in for the paper's network, not a reproduction
+of its 89.1% (see experiments/noisy_inference/README.md for what we measured).
+`get_config('tiny')` runs in seconds on sklearn digits for tests.
+"""
+
+import math
+
+import ml_collections
+
+from configs.common import base_config
+
+TRAIN_SNRS = {"clean": math.inf, "snr10": 10.0, "snr5": 5.0, "snr0": 0.0}
+
+
+def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
+  arg = arg or "snr0"
+  tiny = arg.endswith("tiny")
+  name = "snr0" if arg == "tiny" else arg.removesuffix("_tiny")
+  if name not in TRAIN_SNRS:
+    raise ValueError(f"unknown config variant {arg!r}; known: {', '.join(TRAIN_SNRS)}, tiny, "
+                     "<variant>_tiny")
+  train_snr = TRAIN_SNRS[name]
+  c = base_config()
+  c.data.source = "imagefolder:../shared/data/cifar10-jpeg"  # SPLIT/CLASS/*.jpg tarballs
+  c.data.batch_size = 128
+  c.data.eval_batch_size = 1000
+  c.data.augment.crop_padding = 4   # random 32x32 crops of the 4-pixel zero-padded image
+  c.data.augment.flip = True        # random horizontal flips
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "lenet"
+  c.model.conv_features = (16, 32, 64)  # three 3x3 conv + 2x2 max-pool blocks (3 M mult-adds)
+  c.model.kernel_size = 3           # conv kernel size
+  c.model.dense_features = (128,)   # hidden dense widths
+  c.model.dropout = 0.25 if math.isinf(train_snr) else 0.0  # noise already regularises
+  c.optimizer.learning_rate = 2e-3
+  c.num_epochs = 8
+  c.log_every = 100
+  c.eval_every = 100_000            # the test set is evaluated once, at the end
+  c.checkpoint_every = 500
+  # Output noise on every product at `train_snr` dB (None = noiseless training); gradient through
+  # the noise power, see NoiseConfig.power_gradient.
+  c.train_noise = None if math.isinf(train_snr) else {
+      "kind": "output", "snr_db": train_snr, "power": "per_example", "layers": "all",
+      "power_gradient": True}
+  c.eval_noise = {"kind": "output", "snr_db": 0.0, "power": "per_example", "layers": "all"}
+  c.evals = ("montecarlo",)         # Monte Carlo evaluator at the end of training
+  c.montecarlo = ml_collections.ConfigDict()
+  c.montecarlo.snrs_db = (-5.0, 0.0, 5.0, 10.0, 20.0, math.inf)  # eval SNR grid (dB)
+  c.montecarlo.num_draws = 8        # noise draws per SNR; voting uses K = 1..8
+  c.montecarlo.draws_per_chunk = 4  # draws at once (bounds memory)
+  c.montecarlo.batch_size = 500     # test images per Monte Carlo batch
+  c.montecarlo.split = "test"       # split to evaluate
+  c.montecarlo.limit = 0            # 0 = the whole split
+  c.montecarlo.output = "montecarlo.json"  # full arrays, in the workdir
+  if tiny:
+    c.data.source = "digits"
+    c.data.batch_size = 32
+    c.data.eval_batch_size = 64
+    c.data.augment.crop_padding = 0
+    c.data.augment.flip = False
+    c.model.conv_features = (4, 8)
+    c.model.dense_features = (16,)
+    c.num_epochs = 0
+    c.num_steps = 10
+    c.log_every = 5
+    c.checkpoint_every = 10
+    c.tensorboard = False
+    c.montecarlo.num_draws = 4
+    c.montecarlo.batch_size = 128
+  return c
