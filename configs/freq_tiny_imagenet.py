@@ -1,0 +1,89 @@
+"""Learning in the frequency domain on Tiny-ImageNet-200: spatial pixels vs block-DCT channels.
+
+A narrow ResNet-18 (width 16, i.e. a quarter of the published channels) sees either
+  * pixels through the usual 7x7/2 + max-pool stem: 32x32 images (`spatial32`, 8x8 at layer1, the
+    paper's "RGB 224 through the stem") or 64x64 images (`spatial64`, 16x16 at layer1); or
+  * the 8x8 block DCT of the 64x64 image, 8x8xC at layer1, no stem (`dct24`, `dct48`, `dct64`,
+    `dct192` with the published channel presets, `gate` = all 192 channels behind the learned
+    Gumbel gate, from which a static top-k subset is read afterwards).
+Augmentation (random crop with 4-pixel padding, flip) is on pixels, before the DCT, as in DCTNet.
+
+Command (one variant):
+  python -m freqnoise.main --config=configs/freq_tiny_imagenet.py:dct48 --workdir=runs/freq/tin_dct48
+All variants, the table and the heat map: python experiments/frequency_domain/run.py
+Runtime on 2 shared CPU cores: about 4-5 min per variant (3 epochs over the 50k images of train shards
+0-1, ~4.5 steps/s at batch 128); spatial64 (4x the layer1 positions) longer. Expected: roughly 10-20%
+top-1 after 3 epochs; the point is the relative order, measured numbers in
+experiments/frequency_domain/README.md.
+`get_config('tiny')`: the gate variant at 16x16, width 4, 4 steps (tests set data.source to a small folder).
+"""
+
+import ml_collections
+
+from configs.common import base_config
+
+VARIANTS = ("spatial32", "spatial64", "dct24", "dct48", "dct64", "dct192", "gate")
+
+
+def get_config(arg: str | None = "dct48") -> ml_collections.ConfigDict:
+  arg = arg or "dct48"
+  tiny = arg == "tiny"
+  variant = "gate" if tiny else arg
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown config variant {arg!r}; known: {', '.join(VARIANTS)}, tiny")
+  c = base_config()
+  c.data.source = "imagefolder:../shared/data/tiny-imagenet-200"  # whatever train shards are present
+  c.data.test_split = "val"          # Tiny-ImageNet's labelled val set is the test set
+  c.data.image_size = 32 if variant == "spatial32" else 64  # decoded (and resized) image side
+  c.data.batch_size = 128
+  c.data.eval_batch_size = 500
+  c.data.augment.crop_padding = 4 if variant != "spatial32" else 2  # pixels, before any DCT
+  c.data.augment.flip = True
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "resnet18"
+  c.model.stem = "spatial" if variant.startswith("spatial") else "frequency"  # see freqnoise.models.resnet
+  c.model.width = 16                 # layer1 channels (64 in the published ResNet-18); CPU budget
+  c.model.layer2_stride = 2          # 2 = published strides (1 keeps layer2 at 8x8: ~3x the FLOPs)
+  c.model.small_images = False       # pixels keep the ImageNet stem: 32x32 -> 8x8 like DCT of 64x64
+  c.model.gate = variant == "gate"   # learned Gumbel channel gate on the input
+  c.model.gate_sparsity = 0.2        # lambda of lambda * mean(active gates)
+  c.model.gate_tau_start = 2.0       # Gumbel-softmax temperature at step 0 ...
+  c.model.gate_tau_end = 0.5         # ... annealed exponentially to this ...
+  c.model.gate_anneal_steps = 1170   # ... over this many steps (3 epochs of 390 steps)
+
+  if variant.startswith("spatial"):
+    c.input.name = "spatial"
+  else:
+    c.input = ml_collections.ConfigDict()
+    c.input.name = "dct"
+    c.input.channels = 192 if variant == "gate" else int(variant[3:])  # preset size or index list
+    c.input.chroma = "444"           # full-resolution chroma (DCTNet's upscaled pipeline)
+    c.input.pad = False              # 64x64 is a multiple of 8
+    c.input.normalize = True         # per-channel mean/std of the coefficients, train split
+
+  c.optimizer.name = "adamw"
+  c.optimizer.learning_rate = 2e-3
+  c.optimizer.schedule = "cosine"
+  c.optimizer.warmup_steps = 100
+  c.optimizer.weight_decay = 5e-4
+  c.num_epochs = 3
+  c.log_every = 50
+  c.eval_every = 100_000             # evaluate once, at the end
+  c.checkpoint_every = 200
+
+  if tiny:  # seconds: tests point data.source at a small synthetic image folder
+    c.data.image_size = 16
+    c.data.augment.crop_padding = 0
+    c.model.width = 4
+    c.model.gate_anneal_steps = 4
+    c.optimizer.warmup_steps = 0
+    c.data.batch_size = 8
+    c.data.eval_batch_size = 16
+    c.data.limit_test = 32
+    c.num_epochs = 0
+    c.num_steps = 4
+    c.log_every = 2
+    c.checkpoint_every = 4
+    c.tensorboard = False
+  return c

@@ -1,0 +1,159 @@
+"""Runs the frequency-domain comparison: trains each variant, then records top-1, input size, FLOPs,
+run length, the learned gate's heat map and the static top-k mask it induces.
+
+  python experiments/frequency_domain/run.py --config tiny_imagenet \
+      --variants spatial32,dct24,dct48,dct64,dct192,gate,spatial64 --workroot runs/freq
+  python experiments/frequency_domain/run.py --config cifar10 --variants spatial32,dct24,dct48,dct192
+
+Each variant's results go to `<out>/<config>_<variant>.json` as soon as it finishes (a rerun skips
+variants whose JSON exists and resumes unfinished runs from their checkpoints); `<out>/<config>.md`
+is the table. `key=value` overrides (`--set model.width=16 num_epochs=1`) apply to every variant.
+After the `gate` variant, `--static_from_gate 24,48` also trains the learned static subsets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from freqnoise.checkpoint import Checkpointer
+from freqnoise.freq import selection
+from freqnoise.train import Task, train_and_evaluate
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _set(config, assignment: str) -> None:
+  key, _, value = assignment.partition("=")
+  *path, leaf = key.split(".")
+  node = config
+  for p in path:
+    node = node[p]
+  try:
+    value = ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    pass
+  node[leaf] = value
+
+
+def input_size_and_flops(task: Task, variables) -> dict:
+  """Model input per example (elements, float32 bytes) and XLA's FLOP count of one eval forward."""
+  sample = jnp.asarray(task.splits.test.arrays[task.input_key][:1])
+  x = task.transform(task.stats_device, sample)
+  model = task.eval_model
+  forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  cost = forward.lower(variables, x).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return {"input_shape": list(x.shape[1:]), "input_elements": int(np.prod(x.shape[1:])),
+          "input_bytes_float32": int(np.prod(x.shape[1:])) * 4,
+          "forward_flops": float(cost.get("flops", float("nan")))}
+
+
+def restore_state(config, workdir: str):
+  task = Task(config, workdir)
+  state = jax.jit(task.init_state)(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0))
+  checkpointer = Checkpointer(workdir, every=max(1, config.checkpoint_every))
+  state = checkpointer.restore(state)
+  checkpointer.close()
+  return task, state
+
+
+def gate_summary(state, out_prefix: str, ks=(6, 24, 32, 48, 64)) -> dict:
+  """Heat map PNG + top-k subsets of the learned gate, compared with the published presets."""
+  freq = selection.selection_frequency(jax.device_get(state.model_state["gate_stats"]))
+  summary = {"selection_frequency": freq.round(4).tolist(),
+             "mean_active_channels": float(freq.sum())}
+  for k in ks:
+    top = selection.top_k_channels(freq, k)
+    preset = selection.preset_channels(k)
+    summary[f"top{k}"] = top.tolist()
+    summary[f"top{k}_overlap_with_preset{k}"] = int(len(set(top) & set(preset)))
+    summary[f"top{k}_per_plane"] = [int(((top >= 64 * p) & (top < 64 * (p + 1))).sum()) for p in range(3)]
+  selection.plot_heat_map(freq, out_prefix + "_heatmap.png", highlight=selection.preset_channels(24),
+                          title="learned gate: fraction of training images with each channel on "
+                                "(red: published 24-channel preset)")
+  return summary
+
+
+def run_variant(config_module, name: str, variant: str, overrides, workroot: str, out: str,
+                channels=None, base: str | None = None) -> dict:
+  """Trains `get_config(base or variant)`; with `channels`, as a static DCT subset without the gate."""
+  path = os.path.join(out, f"{name}_{variant}.json")
+  if os.path.isfile(path):
+    with open(path) as f:
+      return json.load(f)
+  config = config_module.get_config(base or variant)
+  for assignment in overrides:
+    _set(config, assignment)
+  if channels is not None:  # the learned static subset replaces the gate
+    config.model.gate = False
+    config.input = dict(config.input, channels=tuple(int(c) for c in channels))
+  workdir = os.path.join(workroot, f"{name}_{variant}")
+  t = time.perf_counter()
+  metrics = train_and_evaluate(config, workdir)
+  wall = time.perf_counter() - t
+  task, state = restore_state(config, workdir)
+  variables = {"params": state.params, **state.model_state}
+  row = {"variant": variant, "test_top1": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+         "steps": metrics["steps"], "epochs": config.num_epochs, "batch_size": config.data.batch_size,
+         "train_steps_per_sec": metrics["train_steps_per_sec"],
+         "train_seconds": metrics["train_seconds"], "run_wall_seconds": wall,
+         "params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+         "device": jax.devices()[0].platform, **input_size_and_flops(task, variables)}
+  os.makedirs(out, exist_ok=True)
+  if "gate_stats" in state.model_state:
+    row["gate"] = gate_summary(state, os.path.join(out, f"{name}_{variant}"))
+  with open(path, "w") as f:
+    json.dump(row, f, indent=1)
+  return row
+
+
+def table(rows) -> str:
+  lines = ["| variant | top-1 (%) | input per image (elements) | input bytes (float32) | forward MFLOPs | "
+           "params | steps (epochs) | train wall (min) | steps/s |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    shape = "x".join(str(s) for s in r["input_shape"])
+    lines.append(f"| {r['variant']} | {100 * r['test_top1']:.2f} | {shape} = {r['input_elements']:,} | "
+                 f"{r['input_bytes_float32']:,} | {r['forward_flops'] / 1e6:.1f} | {r['params']:,} | "
+                 f"{r['steps']} ({r['epochs']}) | {r['train_seconds'] / 60:.1f} | "
+                 f"{r['train_steps_per_sec']:.2f} |")
+  return "\n".join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--config", default="tiny_imagenet", help="configs/freq_<config>.py")
+  parser.add_argument("--variants", default="spatial32,dct24,dct48,dct64,dct192,gate,spatial64")
+  parser.add_argument("--set", nargs="*", default=[], help="config overrides key=value for every variant")
+  parser.add_argument("--static_from_gate", default="", help="k values: train the gate's top-k subsets")
+  parser.add_argument("--workroot", default="runs/freq")
+  parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  args = parser.parse_args()
+  module = importlib.import_module(f"configs.freq_{args.config}")
+  rows = []
+  for variant in [v for v in args.variants.split(",") if v]:
+    rows.append(run_variant(module, args.config, variant, args.set, args.workroot, args.out))
+    print(table(rows), flush=True)
+  gate_row = next((r for r in rows if "gate" in r), None)
+  gate_variant = gate_row["variant"] if gate_row else None
+  for k in [int(k) for k in args.static_from_gate.split(",") if k]:
+    if gate_row is None:
+      raise ValueError("--static_from_gate needs the gate variant in --variants")
+    rows.append(run_variant(module, args.config, f"learned{k}", args.set, args.workroot, args.out,
+                            channels=gate_row["gate"][f"top{k}"], base=gate_variant))
+    print(table(rows), flush=True)
+  with open(os.path.join(args.out, f"{args.config}.md"), "w") as f:
+    f.write(table(rows) + "\n")
+
+
+if __name__ == "__main__":
+  main()
