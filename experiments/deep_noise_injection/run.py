@@ -80,6 +80,8 @@ def run_one(task: str, cell: str, train_snr: float, args) -> dict:
     config.mc_perplexity = {"snrs_db": EVAL_SNRS, "num_draws": args.draws}
     out_file = "mc_perplexity.json"
   config.num_epochs = args.epochs
+  if args.steps:
+    config.num_epochs, config.num_steps = 0, args.steps
   config.eval_every = 10 ** 9  # evaluate once, at the end
   config.tensorboard = False
   config.train_noise.snr_db = train_snr
@@ -90,7 +92,7 @@ def run_one(task: str, cell: str, train_snr: float, args) -> dict:
     final = json.load(f)
   with open(os.path.join(workdir, out_file)) as f:
     mc = json.load(f)
-  return {"cell": cell, "train_snr_db": train_snr, "epochs": args.epochs,
+  return {"cell": cell, "train_snr_db": train_snr, "epochs": args.epochs, "steps": final["steps"],
           "train_seconds": final["train_seconds"], "clean_test": final.get("test_accuracy"),
           "clean_perplexity": final.get("test_perplexity"), "mc": mc}
 
@@ -106,7 +108,7 @@ def report(task: str, runs: list[dict], args) -> None:
   metric = "accuracy" if task == "seqmnist" else "perplexity"
   header = " | ".join(("∞" if math.isinf(s) else f"{s:g}") for s in EVAL_SNRS)
   lines = [f"# Deep Noise Injection, {task}: test {metric} (mean over {args.draws} noise draws) "
-           f"vs eval SNR (dB); {args.epochs} epoch(s) per run\n"]
+           f"vs eval SNR (dB); {runs[0]['steps']} train steps per run\n"]
   fig, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 3.8), squeeze=False)
   for ax, cell in zip(axes[0], cells):
     lines += [f"\n## {cell.upper()}\n", f"| train SNR | {header} | spread | train s |",
@@ -154,6 +156,7 @@ def main():
   parser.add_argument("--cells", default="", help="comma list (default rnn,lstm / lstm for ptb)")
   parser.add_argument("--train_snrs", default=",".join(f"{s:g}" for s in TRAIN_SNRS))
   parser.add_argument("--epochs", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=0, help="train steps per run (overrides --epochs)")
   parser.add_argument("--draws", type=int, default=5)
   parser.add_argument("--workroot", default="/tmp/dni_runs")
   args = parser.parse_args()
