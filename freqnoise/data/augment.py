@@ -24,11 +24,47 @@ def random_flip(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
   return np.where(flip[:, None, None, None], images[:, :, ::-1], images)
 
 
+def crop_and_resize(images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+  """Bilinear resize of each image's box `(top, left, height, width)` (pixels, float) to the full
+  image size; pixel centres map to pixel centres, samples outside are clamped to the border."""
+  n, h, w, _ = images.shape
+  top, left, bh, bw = (boxes[:, i:i + 1] for i in range(4))
+  ys = np.clip(top + (np.arange(h)[None] + 0.5) * bh / h - 0.5, 0, h - 1)   # [N, H]
+  xs = np.clip(left + (np.arange(w)[None] + 0.5) * bw / w - 0.5, 0, w - 1)  # [N, W]
+  y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+  y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+  wy, wx = (ys - y0)[:, :, None, None], (xs - x0)[:, None, :, None]
+  img = images.astype(np.float32)
+  at = lambda y, x: img[np.arange(n)[:, None, None], y[:, :, None], x[:, None, :]]  # [N, H, W, C]
+  out = (at(y0, x0) * (1 - wx) + at(y0, x1) * wx) * (1 - wy) + (at(y1, x0) * (1 - wx) + at(y1, x1) * wx) * wy
+  return np.round(out).astype(images.dtype) if images.dtype == np.uint8 else out.astype(images.dtype)
+
+
+def random_resized_crop(rng: np.random.Generator, images: np.ndarray, min_scale: float,
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> np.ndarray:
+  """Inception-style crop: area fraction ~ U(min_scale, 1), aspect ratio log-uniform in `ratio`,
+  uniform position, resized back to the input size (bilinear). Boxes that do not fit are shrunk
+  to fit. `min_scale >= 1` (with ratio (1, 1)) returns the images unchanged."""
+  if not 0 < min_scale <= 1:
+    raise ValueError(f"random resized crop min_scale must be in (0, 1], got {min_scale}")
+  n, h, w, _ = images.shape
+  area = rng.uniform(min_scale, 1.0, n) * h * w
+  aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), n))
+  bw = np.minimum(np.sqrt(area * aspect), w)
+  bh = np.minimum(np.sqrt(area / aspect), h)
+  top = rng.uniform(0, 1, n) * (h - bh)
+  left = rng.uniform(0, 1, n) * (w - bw)
+  return crop_and_resize(images, np.stack([top, left, bh, bw], axis=1))
+
+
 def augment_images(rng: np.random.Generator, images: np.ndarray, *, crop_padding: int = 0,
-                   flip: bool = False) -> np.ndarray:
-  """Random crop with padding, then horizontal flip, as the config asks."""
+                   flip: bool = False, resized_crop_min_scale: float = 0.0) -> np.ndarray:
+  """Random resized crop (if `resized_crop_min_scale` > 0), random crop with padding, then horizontal
+  flip, as the config asks."""
   if images.ndim != 4:
     raise ValueError(f"augmentation expects NHWC images, got shape {images.shape}")
+  if resized_crop_min_scale:
+    images = random_resized_crop(rng, images, resized_crop_min_scale)
   images = random_crop_with_padding(rng, images, crop_padding)
   if flip:
     images = random_flip(rng, images)
