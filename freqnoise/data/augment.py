@@ -36,7 +36,8 @@ def crop_and_resize(images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
   wy, wx = (ys - y0)[:, :, None, None], (xs - x0)[:, None, :, None]
   img = images.astype(np.float32)
   at = lambda y, x: img[np.arange(n)[:, None, None], y[:, :, None], x[:, None, :]]  # [N, H, W, C]
-  out = (at(y0, x0) * (1 - wx) + at(y0, x1) * wx) * (1 - wy) + (at(y1, x0) * (1 - wx) + at(y1, x1) * wx) * wy
+  upper = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+  out = upper * (1 - wy) + (at(y1, x0) * (1 - wx) + at(y1, x1) * wx) * wy
   return np.round(out).astype(images.dtype) if images.dtype == np.uint8 else out.astype(images.dtype)
 
 
