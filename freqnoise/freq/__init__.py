@@ -5,4 +5,5 @@
   selection  published channel presets, top-k subsets from gate statistics, 3x8x8 heat maps
   gate       learned Gumbel-softmax channel gate with sparsity loss and selection statistics
   transform  the "dct" input transform (DCT + static selection + normalisation in the jitted step)
+  jpeg       DCT coefficients read straight from JPEG files (optional package jpeglib)
 """
