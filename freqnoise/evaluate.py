@@ -61,7 +61,7 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   task = Task(config, workdir)
   root_key = jax.random.PRNGKey(config.seed)
   state = jax.jit(task.init_state)(jax.random.fold_in(root_key, 0))
-  checkpointer = Checkpointer(workdir, every=max(1, config.checkpoint_every), enabled=False)
+  checkpointer = Checkpointer(workdir, every=max(1, config.checkpoint_every))
   if checkpointer.latest_step() is None:
     raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
   state = checkpointer.restore(state)

@@ -47,7 +47,7 @@ def _load(args):
     from freqnoise.checkpoint import Checkpointer
     from freqnoise.train import Task
     task = Task(config, args.workdir, splits=splits)
-    state = Checkpointer(args.workdir, every=1, enabled=False).restore(
+    state = Checkpointer(args.workdir, every=1).restore(
         jax.jit(task.init_state)(jax.random.key(0)))
     params, model_state, stats = state.params, state.model_state, task.stats
   else:
