@@ -101,3 +101,29 @@ def test_stroke_errors(tmp_path):
     strokes.read_stroke_label(str(bad_label))
   with pytest.raises(FileNotFoundError):
     strokes.load_stroke_split(str(tmp_path / "nope"))
+
+
+def test_load_splits_dispatches_sequence_sources(tmp_path):
+  from configs.common import base_config
+  from freqnoise.data import load_splits
+  from freqnoise.data.transforms import build_transform
+  cfg = base_config().data
+  cfg.source = "seq:digits"
+  seq = load_splits(cfg)
+  assert seq.name == "seq:digits" and seq.num_classes == 10
+  assert seq.train.arrays["inputs"].shape[1:] == (8, 8) and len(seq.test) == 449
+  cfg.pixel_by_pixel, cfg.permutation_seed = True, 3
+  assert load_splits(cfg).train.arrays["inputs"].shape[1:] == (64, 1)
+  _write_digit(str(tmp_path), "train", 0, [[1, 2, 0, 0], [0, 1, 1, 1]], 5)
+  _write_digit(str(tmp_path), "test", 0, [[1, 2, 1, 1]], 6)
+  strokes_cfg = base_config().data
+  strokes_cfg.source = f"strokes:{tmp_path}"
+  s = load_splits(strokes_cfg)
+  assert s.train.arrays["inputs"].shape == (1, 2, 4) and s.test.arrays["inputs"].shape == (1, 2, 4)
+  transform = build_transform({"name": "sequence"})
+  assert transform.fit(seq.train.arrays["inputs"]) == {}
+  tokens = np.array([[1, 2]], np.int32)
+  assert transform({}, tokens).dtype == np.int32
+  with pytest.raises(ValueError, match="needs an argument"):
+    strokes_cfg.source = "ptb"
+    load_splits(strokes_cfg)

@@ -75,9 +75,11 @@ def run_one(task: str, cell: str, train_snr: float, args) -> dict:
     out_file = "montecarlo.json"
   else:
     config = dni_ptb.get_config("short")
-    config.data.eval_batch_size = 470  # rows are independent (state reset per row); 2350 = 5 x 470
+    # 20 test streams keep 99.4% of the test tokens (81,900 of 82,430) as 2,340 rows of 35; rows
+    # are independent here (state reset per row), so Monte Carlo evaluates 468 rows at a time.
+    config.data.eval_batch_size = 20
     config.evals = ("mc_perplexity",)
-    config.mc_perplexity = {"snrs_db": EVAL_SNRS, "num_draws": args.draws}
+    config.mc_perplexity = {"snrs_db": EVAL_SNRS, "num_draws": args.draws, "batch_size": 468}
     out_file = "mc_perplexity.json"
   config.num_epochs = args.epochs
   if args.steps:
