@@ -22,12 +22,12 @@ from freqnoise.plots import plot_accuracy_vs_k, plot_accuracy_vs_snr  # noqa: E4
 from freqnoise.robust.evaluators import result_from_json  # noqa: E402
 
 LABELS = {"clean": "clean-trained", "snr10": "trained at 10 dB", "snr5": "trained at 5 dB",
-          "snr0": "trained at 0 dB"}
+          "snr0": "trained at 0 dB", "snr0_ft": "clean + 2 epochs at 0 dB"}
 
 
 def load_runs(folder: str) -> dict:
   runs = {}
-  for name in ("clean", "snr10", "snr5", "snr0"):
+  for name in LABELS:
     path = os.path.join(folder, name, "montecarlo.json")
     if os.path.isfile(path):
       with open(path) as f:
