@@ -17,7 +17,7 @@ Chroma:
 The 4:4:4 forward map is linear in the centred pixels `rgb - 128` (grey 128 maps to YCbCr 128
 exactly; centring also avoids float32 cancellation in the DC terms). It runs as two small matrix
 products on the block layout: `kron(D, M_ycbcr)` over each block row's (column, colour) pairs, then `D`
-over the rows -- 12x fewer FLOPs than one dense `[192, 192]` product, and faster on CPU.
+over the rows -- 6x fewer FLOPs than one dense `[192, 192]` product, and faster on CPU.
 Computation is float32 for uint8/float32 input and float64 for float64 input when x64 is enabled.
 """
 
