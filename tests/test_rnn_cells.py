@@ -183,6 +183,23 @@ def test_noise_is_fresh_per_step_and_sequence_with_the_right_power():
   assert not np.allclose(h, h3)
 
 
+def test_merged_output_noise_has_the_summed_variance_of_both_products():
+  """RNN cell, one step, 4000 copies of one (x, h): the pre-activation noise variance is
+  (P_input + P_recurrent) / 10^(SNR/10), P of each product per example (one gate)."""
+  snr_db, n = 3.0, 4000
+  cell = NoisyRNNCell(5, noise=NoiseConfig(snr_db=snr_db))
+  x = jnp.tile(jnp.array([[0.5, -1.0, 0.25]]), (n, 1))
+  h = jnp.tile(jnp.array([[0.3, -0.2, 0.1, 0.4, -0.5]]), (n, 1))
+  params = cell.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, h, x)
+  _, out = cell.apply(params, h, x, rngs={"noise": jax.random.key(2)})
+  p = params["params"]
+  y_i, y_h = x[0] @ p["input_kernel"], h[0] @ p["recurrent_kernel"]
+  noise = np.arctanh(np.asarray(out, np.float64)) - np.asarray(y_i + y_h + p["bias"])
+  want = (np.mean(np.square(y_i)) + np.mean(np.square(y_h))) / 10 ** (snr_db / 10)
+  np.testing.assert_allclose(noise.var(axis=0), want, rtol=0.1)  # 4000 draws: ~2% std per unit
+  np.testing.assert_allclose(noise.var(), want, rtol=0.03)
+
+
 def test_grouped_product_power_is_per_gate():
   """Per-example power is each gate block's own mean square, not the fused row's."""
   x = jnp.ones((2000, 1))

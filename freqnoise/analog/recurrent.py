@@ -6,6 +6,9 @@ The gates of one cell share a fused kernel for speed ([in, G·H]: G gates of H u
 in Flax's order), but each gate's block is its own product: per-example noise power P is the mean
 square over that gate's H units, and additive weight noise scales with that gate's max|W|.
 
+In the RNN and LSTM the two products of a gate are only ever summed, so their independent output
+noises are drawn as one Gaussian with the summed variance (exactly the same distribution, half the
+random numbers); the GRU, and any cell with an ADC quantizer, draws each product's noise separately.
 Noise is drawn at every call of a cell, i.e. at every time step when the cell runs inside
 `nn.scan` with `split_rngs={'noise': True}` (as `RecurrentScan` does): fresh noise per step,
 per sequence and per product. With `noise=None` (or a statically-off config) and no quantizers
@@ -31,7 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from freqnoise.analog.noise import NoiseConfig, add_output_noise, perturb_weights
+from freqnoise.analog.noise import NoiseConfig, add_output_noise, perturb_weights, signal_power
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 Initializer = Callable[..., jax.Array]
@@ -91,6 +94,17 @@ def grouped_analog_product(key: jax.Array | None, x: jax.Array, kernel: jax.Arra
   return y
 
 
+def _output_noise_variance(y: jax.Array, noise: NoiseConfig, groups: int) -> jax.Array:
+  """σ² = P / 10^(SNR/10) of each output of `groups` side-by-side products y [..., G·H], as
+  `add_output_noise` computes it (P per gate block per example, or per unit)."""
+  if noise.power == "per_example":
+    blocks = y.reshape(*y.shape[:-1], groups, y.shape[-1] // groups)
+    power = jnp.broadcast_to(signal_power(blocks, "per_example"), blocks.shape).reshape(y.shape)
+  else:
+    power = signal_power(y, "per_unit")
+  return power / jnp.power(10.0, jnp.asarray(noise.snr_db, jnp.float32) / 10.0)
+
+
 class _NoisyCell(nn.Module):
   """Shared fields and the two fused analog products (input and recurrent) of a cell."""
 
@@ -103,6 +117,10 @@ class _NoisyCell(nn.Module):
   output_quantizer: Quantizer = None
 
   groups = 1  # gates per cell, overridden
+  # True when the cell only uses the sum x·W_i + h·W_h (RNN, LSTM; not GRU, whose reset gate scales
+  # h·W_hn): the two products' independent output noises then sum to one Gaussian of the summed
+  # variance, drawn once per step (same distribution, half the random numbers).
+  sums_products = True
 
   def _products(self, x: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
     if self.noise is not None and not isinstance(self.noise, NoiseConfig):
@@ -113,12 +131,22 @@ class _NoisyCell(nn.Module):
                      (x.shape[-1], width), jnp.float32)
     w_h = self.param("recurrent_kernel", _blockwise(self.recurrent_kernel_init, self.groups),
                      (self.features, width), jnp.float32)
-    noisy = self.noise is not None and not self.noise.statically_off
-    key_i, key_h = jax.random.split(self.make_rng("noise")) if noisy else (None, None)
-    y_i = grouped_analog_product(key_i, x, w_i, self.noise, self.groups,
+    noise = self.noise
+    noisy = noise is not None and not noise.statically_off
+    key_i, key_h, key_n = jax.random.split(self.make_rng("noise"), 3) if noisy else (None,) * 3
+    merge = (noisy and self.sums_products and noise.kind == "output"
+             and self.output_quantizer is None)
+    product_noise = noise.replace(kind="none") if merge else noise  # weight noise stays per product
+    y_i = grouped_analog_product(key_i, x, w_i, product_noise, self.groups,
                                  self.input_quantizer, self.output_quantizer)
-    y_h = grouped_analog_product(key_h, h, w_h, self.noise, self.groups,
+    y_h = grouped_analog_product(key_h, h, w_h, product_noise, self.groups,
                                  self.input_quantizer, self.output_quantizer)
+    if merge:
+      variance = (_output_noise_variance(y_i, noise, self.groups)
+                  + _output_noise_variance(y_h, noise, self.groups))
+      with _noise_draw_mode():
+        eps = jax.random.normal(key_n, y_h.shape, jnp.float32)
+      y_h = y_h + (jnp.sqrt(variance) * eps).astype(y_h.dtype)
     return y_i, y_h
 
   def initial_carry(self, x: jax.Array) -> Any:
@@ -176,6 +204,7 @@ class NoisyGRUCell(_NoisyCell):
   """GRU cell, gates (r, z, n) as Flax's GRUCell. Carry h [B, H]; returns (h', h')."""
 
   groups = 3
+  sums_products = False
 
   @nn.compact
   def __call__(self, h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
