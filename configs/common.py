@@ -6,6 +6,20 @@ Every field is commented here once; configs comment only the values they set.
 import ml_collections
 
 
+def noise_block() -> ml_collections.ConfigDict:
+  """A noise config block (freqnoise.analog.noise.NoiseConfig), noiseless until a field is set."""
+  n = ml_collections.ConfigDict()
+  n.snr_db = float("inf")       # output SNR in dB of every analog product (inf = no output noise)
+  n.kind = "output"             # output (additive Gaussian, set by snr_db) | none
+  n.power = "per_example"       # signal power P over a product's units per example | per_unit
+  n.layers = "all"              # analog products: all | all_but_first | all_but_last | all_but_first_last
+  n.weight_noise = "none"       # none | additive (sigma*max|W|*eps) | multiplicative (W*(1+sigma*eps))
+  n.weight_sigma = 0.0          # weight-noise level sigma_w
+  n.snr_db_range = ml_collections.config_dict.placeholder(tuple)  # (lo, hi): SNR ~ U per step
+  n.power_gradient = False      # let the gradient see P (see NoiseConfig.power_gradient)
+  return n
+
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0                    # root PRNG seed: init, shuffling, dropout/noise/gumbel draws
@@ -40,6 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.augment = ml_collections.ConfigDict()
   c.data.augment.crop_padding = 0  # random crop after zero padding by this many pixels (0 = off)
   c.data.augment.flip = False      # random horizontal flip
+  c.data.augment.resized_crop_min_scale = 0.0  # random resized crop: min area fraction (0 = off)
 
   c.input = ml_collections.ConfigDict()
   c.input.name = "spatial"      # input transform: spatial (pixels, normalised) | dct (paper 1)
@@ -57,9 +72,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.weight_decay = 0.0  # L2 (sgd/adam) or decoupled (adamw) weight decay
   c.optimizer.grad_clip_norm = 0.0  # clip the global gradient norm (0 = off)
 
-  # Analog noise (DESIGN.md): None = noiseless products. Training and evaluation noise are
-  # separate so a checkpoint never changes the eval noise silently.
-  c.train_noise = ml_collections.config_dict.placeholder(dict)
-  c.eval_noise = ml_collections.config_dict.placeholder(dict)
+  # Analog noise of every product (DESIGN.md); SNR inf = noiseless. Training and evaluation noise
+  # are separate blocks so a checkpoint never changes the eval noise silently.
+  c.train_noise = noise_block()
+  c.eval_noise = noise_block()
   c.evals = ()                  # extra evaluators run at the end (freqnoise.robust.evaluators)
   return c

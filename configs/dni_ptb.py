@@ -53,11 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every = 200
   c.eval_every = 2000
   c.checkpoint_every = 2000
-  # ConfigDicts (not base_config's dict placeholders) so --config.train_noise.snr_db=10 works
-  del c.train_noise, c.eval_noise
-  c.train_noise = ml_collections.ConfigDict()
   c.train_noise.snr_db = float("inf")  # DNI training SNR in dB (inf = clean)
-  c.eval_noise = ml_collections.ConfigDict()
   c.eval_noise.snr_db = float("inf")   # test-time SNR of the periodic evaluation
   if variant == "medium":
     c.model.embed_dim = c.model.hidden = 650

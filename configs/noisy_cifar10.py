@@ -49,12 +49,9 @@ def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
   c.log_every = 100
   c.eval_every = 100_000            # the test set is evaluated once, at the end
   c.checkpoint_every = 500
-  # Output noise on every product at `train_snr` dB (None = noiseless training); gradient through
-  # the noise power, see NoiseConfig.power_gradient.
-  c.train_noise = None if math.isinf(train_snr) else {
-      "kind": "output", "snr_db": train_snr, "power": "per_example", "layers": "all",
-      "power_gradient": True}
-  c.eval_noise = {"kind": "output", "snr_db": 0.0, "power": "per_example", "layers": "all"}
+  c.train_noise.snr_db = train_snr  # output noise on every product while training (inf = clean)
+  c.train_noise.power_gradient = True  # gradient through the noise power, see NoiseConfig
+  c.eval_noise.snr_db = 0.0         # plain eval at 0 dB; the grid is in c.montecarlo
   c.evals = ("montecarlo",)         # Monte Carlo evaluator at the end of training
   c.montecarlo = ml_collections.ConfigDict()
   c.montecarlo.snrs_db = (-5.0, 0.0, 5.0, 10.0, 20.0, math.inf)  # eval SNR grid (dB)

@@ -281,8 +281,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval_step = jax.jit(make_eval_step(task))
   batches = TrainBatches(task.splits.train, config.data.batch_size, config.seed,
                          process_index=jax.process_index(), process_count=jax.process_count(),
-                         crop_padding=config.data.get("augment", {}).get("crop_padding", 0),
-                         flip=config.data.get("augment", {}).get("flip", False))
+                         augment=dict(config.data.get("augment", {})))
   writer = MetricWriter(workdir, enabled=is_writer, tensorboard=config.get("tensorboard", True))
   progress = Progress(task.num_steps, start)
   stop = task.num_steps if stop_after is None else min(task.num_steps, start + stop_after)

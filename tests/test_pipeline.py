@@ -82,3 +82,15 @@ def test_prefetch_yields_in_order_and_reraises():
 
   with pytest.raises(RuntimeError, match="bad batch 3"):
     list(prefetch(boom, 0, 10))
+
+
+def test_train_batches_apply_the_configured_augmentation_per_step():
+  images = np.random.default_rng(0).integers(0, 255, (12, 8, 8, 3), dtype=np.uint8)
+  ds = ArrayDataset({"image": images, "label": np.arange(12)})
+  settings = {"crop_padding": 2, "flip": True, "resized_crop_min_scale": 0.5}
+  batches = TrainBatches(ds, 4, seed=3, augment=settings)
+  plain = TrainBatches(ds, 4, seed=3, augment={"crop_padding": 0, "flip": False})[5]
+  expected = augment_images(np.random.default_rng([3, 5, 1]), plain["image"], **settings)
+  np.testing.assert_array_equal(batches[5]["image"], expected)
+  np.testing.assert_array_equal(batches[5]["label"], plain["label"])
+  assert not np.array_equal(expected, plain["image"])

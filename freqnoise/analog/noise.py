@@ -133,9 +133,7 @@ def noise_from_config(cfg: ml_collections.ConfigDict | dict | None) -> NoiseConf
   if fields.get("snr_db_range") is not None:
     fields["snr_db_range"] = tuple(fields["snr_db_range"])
   noise = NoiseConfig(**fields)
-  if noise.kind == "none" and noise.weight_noise == "none":
-    return None
-  return noise
+  return None if noise.statically_off else noise
 
 
 def noise_for_layer(noise: NoiseConfig | None, index: int, count: int) -> NoiseConfig | None:

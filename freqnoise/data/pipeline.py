@@ -20,7 +20,8 @@ class TrainBatches:
   """Training batches indexed by step: `batches[step]` -> this process's slice of the global batch."""
 
   def __init__(self, ds: ArrayDataset, batch_size: int, seed: int, *, process_index: int = 0,
-               process_count: int = 1, crop_padding: int = 0, flip: bool = False):
+               process_count: int = 1, augment: dict | None = None):
+    """`augment`: keyword arguments of `augment_images` (crop_padding, flip, resized_crop_min_scale)."""
     if batch_size <= 0 or batch_size % process_count:
       raise ValueError(f"batch_size {batch_size} must be positive and divisible by the "
                        f"{process_count} processes")
@@ -28,7 +29,7 @@ class TrainBatches:
       raise ValueError(f"batch_size {batch_size} is larger than the training split ({len(ds)})")
     self.ds, self.batch_size, self.seed = ds, batch_size, seed
     self.process_index, self.process_count = process_index, process_count
-    self.crop_padding, self.flip = crop_padding, flip
+    self.augment = {k: v for k, v in (augment or {}).items() if v}  # only what is switched on
     self.steps_per_epoch = len(ds) // batch_size  # the remainder is dropped, reshuffled next epoch
     self._epoch, self._perm = -1, None
 
@@ -40,10 +41,9 @@ class TrainBatches:
     local = self.batch_size // self.process_count
     start = i * self.batch_size + self.process_index * local
     batch = self.ds[np.sort(self._perm[start:start + local])]
-    if (self.crop_padding or self.flip) and "image" in batch:
+    if self.augment and "image" in batch:
       rng = np.random.default_rng([self.seed, step, 1])
-      batch["image"] = augment_images(rng, batch["image"], crop_padding=self.crop_padding,
-                                      flip=self.flip)
+      batch["image"] = augment_images(rng, batch["image"], **self.augment)
     return batch
 
 
