@@ -10,7 +10,7 @@ Ours: `freqnoise.freq.dct.block_dct` under `jax.jit`, timed with `block_until_re
 call (compile time reported separately).
 
 Command (2 CPU cores here, about 1 min):
-  python experiments/benchmarks/bench_dct.py --batch 32 --repeats 5 --write experiments/benchmarks/RESULTS_dct.md
+  python experiments/benchmarks/bench_dct.py --batch 32 --repeats 5 --write experiments/benchmarks/RESULTS.md
 """
 
 from __future__ import annotations

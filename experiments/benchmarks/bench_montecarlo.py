@@ -2,7 +2,7 @@
 jitted single-draw evaluations, on the MNIST CNN of configs/noisy_mnist.py.
 
     python experiments/benchmarks/bench_montecarlo.py --draws 64 --snrs 8 --limit 1000 \
-        [--workdir /tmp/noisy/mnist/snr0] [--write experiments/benchmarks/RESULTS_montecarlo.md]
+        [--workdir /tmp/noisy/mnist/snr0] [--write experiments/benchmarks/RESULTS.md]
 
 Each method runs in its own subprocess, so its peak resident memory (ru_maxrss) is its own. Both
 use the same keys (`draw_key`), so their accuracy[snr, draw] arrays must be identical; the parent
