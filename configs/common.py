@@ -20,6 +20,32 @@ def noise_block() -> ml_collections.ConfigDict:
   return n
 
 
+NOISE_TRAIN_SNRS = {"clean": float("inf"), "snr10": 10.0, "snr5": 5.0, "snr0": 0.0}
+
+
+def noise_variant(arg: str | None) -> tuple[float, bool]:
+  """(training SNR in dB, tiny?) from a noisy-inference variant: clean|snr10|snr5|snr0[_tiny]|tiny."""
+  arg = arg or "snr0"
+  name = "snr0" if arg == "tiny" else arg.removesuffix("_tiny")
+  if name not in NOISE_TRAIN_SNRS:
+    raise ValueError(f"unknown config variant {arg!r}; known: {', '.join(NOISE_TRAIN_SNRS)}, "
+                     "tiny, <variant>_tiny")
+  return NOISE_TRAIN_SNRS[name], arg.endswith("tiny")
+
+
+def montecarlo_block(num_draws: int = 8, batch_size: int = 500) -> ml_collections.ConfigDict:
+  """Settings of the 'montecarlo' evaluator (freqnoise.robust.evaluators)."""
+  m = ml_collections.ConfigDict()
+  m.snrs_db = (-5.0, 0.0, 5.0, 10.0, 20.0, float("inf"))  # eval SNR grid (dB)
+  m.num_draws = num_draws        # noise draws per SNR; voting uses K = 1..num_draws
+  m.draws_per_chunk = 4          # draws at once (bounds memory: SNRs x 4 x batch_size activations)
+  m.batch_size = batch_size      # test images per Monte Carlo batch
+  m.split = "test"               # split to evaluate
+  m.limit = 0                    # 0 = the whole split
+  m.output = "montecarlo.json"   # full arrays, in the workdir
+  return m
+
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0                    # root PRNG seed: init, shuffling, dropout/noise/gumbel draws

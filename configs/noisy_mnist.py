@@ -17,19 +17,12 @@ import math
 
 import ml_collections
 
-from configs.common import base_config
-
-TRAIN_SNRS = {"clean": math.inf, "snr10": 10.0, "snr5": 5.0, "snr0": 0.0}
+from configs.common import NOISE_TRAIN_SNRS as TRAIN_SNRS  # noqa: F401 (variants, for callers)
+from configs.common import base_config, montecarlo_block, noise_variant
 
 
 def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
-  arg = arg or "snr0"
-  tiny = arg.endswith("tiny")
-  name = "snr0" if arg == "tiny" else arg.removesuffix("_tiny")
-  if name not in TRAIN_SNRS:
-    raise ValueError(f"unknown config variant {arg!r}; known: {', '.join(TRAIN_SNRS)}, tiny, "
-                     "<variant>_tiny")
-  train_snr = TRAIN_SNRS[name]
+  train_snr, tiny = noise_variant(arg)
   c = base_config()
   c.data.source = "idx:../shared/data/mnist"  # the original IDX files (or tfds:mnist)
   c.data.batch_size = 128
@@ -53,14 +46,7 @@ def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
   # Evaluation noise (kind/power/layers used by the Monte Carlo grid; snr_db for the plain eval).
   c.eval_noise.snr_db = 0.0         # plain eval at 0 dB; the grid is in c.montecarlo
   c.evals = ("montecarlo",)         # run the Monte Carlo evaluator at the end of training
-  c.montecarlo = ml_collections.ConfigDict()
-  c.montecarlo.snrs_db = (-5.0, 0.0, 5.0, 10.0, 20.0, math.inf)  # eval SNR grid (dB)
-  c.montecarlo.num_draws = 8        # noise draws per SNR; voting uses K = 1..8
-  c.montecarlo.draws_per_chunk = 4  # draws at once (bounds memory: 6 SNRs x 4 x 500 images)
-  c.montecarlo.batch_size = 500     # test images per Monte Carlo batch
-  c.montecarlo.split = "test"       # split to evaluate
-  c.montecarlo.limit = 0            # 0 = the whole split
-  c.montecarlo.output = "montecarlo.json"  # full arrays, in the workdir
+  c.montecarlo = montecarlo_block()  # eval SNRs -5..20 dB and inf, 8 draws each
   if tiny:
     c.data.source = "digits"
     c.data.batch_size = 32
@@ -72,6 +58,5 @@ def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
     c.log_every = 5
     c.checkpoint_every = 10
     c.tensorboard = False
-    c.montecarlo.num_draws = 4
-    c.montecarlo.batch_size = 128
+    c.montecarlo = montecarlo_block(num_draws=4, batch_size=128)
   return c

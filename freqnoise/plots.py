@@ -56,8 +56,13 @@ def plot_accuracy_vs_snr(runs: Mapping[str, MCResult], path: str | None = None, 
   ax.set_xticks(ticks)
   ax.set_xticklabels(["∞" if t == inf_at else f"{t:g}" for t in ticks])
   ax.set_xlabel("eval SNR per analog product (dB)")
+  return _finish(fig, ax, title or "Accuracy under analog noise", path)
+
+
+def _finish(fig: plt.Figure, ax: plt.Axes, title: str, path: str | None) -> plt.Figure:
+  """Shared styling of the accuracy plots; saves a PNG when `path` is given."""
   ax.set_ylabel("test accuracy (%)")
-  ax.set_title(title or "Accuracy under analog noise")
+  ax.set_title(title)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
@@ -81,11 +86,4 @@ def plot_accuracy_vs_k(runs: Mapping[str, MCResult], snr_db: float, path: str | 
     ax.plot(k, 100 * r.majority[s], "o-", color=f"C{i}", label=f"{label}: majority")
     ax.plot(k, 100 * r.mean_prob[s], "s--", color=f"C{i}", label=f"{label}: mean prob")
   ax.set_xlabel("K (noisy passes voted)")
-  ax.set_ylabel("test accuracy (%)")
-  ax.set_title(title or f"Voting at eval SNR {snr_db:g} dB")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, loc="lower right")
-  fig.tight_layout()
-  if path:
-    fig.savefig(path, dpi=120)
-  return fig
+  return _finish(fig, ax, title or f"Voting at eval SNR {snr_db:g} dB", path)

@@ -21,12 +21,11 @@ import jax.numpy as jnp
 from freqnoise.analog.layers import NoisyConv, NoisyDense
 from freqnoise.analog.noise import NoiseConfig, noise_for_layer
 from freqnoise.freq.gate import FrequencyGate
-from freqnoise.models.registry import register
+from freqnoise.models.registry import check_stem_input, register
 
 # (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.
 INVERTED_RESIDUAL_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                               (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-STEMS = ("spatial", "frequency")
 _CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
@@ -55,13 +54,7 @@ class MobileNetV2(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    if self.stem not in STEMS:
-      raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
-    if x.ndim != 4:
-      raise ValueError(f"MobileNetV2 expects NHWC input [batch, height, width, channels], got {x.shape}")
-    if self.stem == "spatial" and x.shape[-1] != 3:
-      raise ValueError(f"spatial stem expects 3 colour channels, got shape {x.shape}; "
-                       "use stem='frequency' for DCT input")
+    check_stem_input("MobileNetV2", self.stem, x)
     x = x.astype(jnp.float32)
     blocks = [(t, c, s if i == 0 else 1) for t, c, n, s in INVERTED_RESIDUAL_SETTINGS for i in range(n)]
     # Products: stem conv, 2 or 3 per block (expansion 1 has no expand conv), last 1x1 conv, classifier.

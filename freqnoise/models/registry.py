@@ -26,6 +26,21 @@ def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn
   return wrap
 
 
+STEMS = ("spatial", "frequency")
+
+
+def check_stem_input(model: str, stem: str, x) -> None:
+  """Clear errors for an unknown stem, non-NHWC input, or non-RGB input to a spatial stem."""
+  if stem not in STEMS:
+    raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+  if x.ndim != 4:
+    raise ValueError(f"{model} expects NHWC input [batch, height, width, channels], got shape "
+                     f"{x.shape}")
+  if stem == "spatial" and x.shape[-1] != 3:
+    raise ValueError(f"spatial stem expects 3 colour channels, got shape {x.shape}; "
+                     "use stem='frequency' for DCT input")
+
+
 def registered_models() -> list[str]:
   return sorted(_MODELS)
 

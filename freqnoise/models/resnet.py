@@ -27,9 +27,8 @@ import jax.numpy as jnp
 from freqnoise.analog.layers import NoisyConv, NoisyDense
 from freqnoise.analog.noise import NoiseConfig, noise_for_layer
 from freqnoise.freq.gate import FrequencyGate
-from freqnoise.models.registry import register
+from freqnoise.models.registry import check_stem_input, register
 
-STEMS = ("spatial", "frequency")
 _CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")  # He init, as torchvision
 
 
@@ -113,13 +112,7 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    if self.stem not in STEMS:
-      raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
-    if x.ndim != 4:
-      raise ValueError(f"ResNet expects NHWC input [batch, height, width, channels], got shape {x.shape}")
-    if self.stem == "spatial" and x.shape[-1] != 3:
-      raise ValueError(f"spatial stem expects 3 colour channels, got shape {x.shape}; "
-                       "use stem='frequency' for DCT input")
+    check_stem_input("ResNet", self.stem, x)
     if self.layer2_stride not in (1, 2):
       raise ValueError(f"layer2_stride must be 1 or 2, got {self.layer2_stride}")
     x = x.astype(jnp.float32)
