@@ -245,3 +245,29 @@ def test_gradient_through_scan_matches_finite_differences():
     fd = (loss(shift(1.0)) - loss(shift(-1.0))) / (2 * eps)
     analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(v)))
     np.testing.assert_allclose(analytic, fd, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell_cls", [NoisyRNNCell, NoisyLSTMCell])
+def test_power_gradient_keeps_the_forward_pass_and_lets_the_gradient_see_the_noise_power(cell_cls):
+  """Same key: identical outputs; the parameter gradient gains the d(noise std)/d(W) term."""
+  x = jax.random.normal(jax.random.key(3), (B, F))
+  base = cell_cls(H, noise=NoiseConfig(snr_db=0.0))
+  variables = base.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
+                        base.initial_carry(x[:, None]), x)
+
+  def run(power_gradient):
+    cell = cell_cls(H, noise=NoiseConfig(snr_db=0.0, power_gradient=power_gradient))
+
+    def loss(params):
+      _, out = cell.apply({"params": params}, cell.initial_carry(x[:, None]), x,
+                          rngs={"noise": jax.random.key(2)})
+      return jnp.sum(out ** 2), out
+
+    (_, out), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+    return out, grads
+
+  out_stop, g_stop = run(False)
+  out_flow, g_flow = run(True)
+  np.testing.assert_array_equal(np.asarray(out_stop), np.asarray(out_flow))
+  diff = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), g_stop, g_flow)
+  assert diff["input_kernel"] > 1e-4  # the gradient now sees that the noise grows with x·W

@@ -67,7 +67,7 @@ def mc_perplexity(task, state, key, settings):
 
 
 def run_one(task: str, cell: str, train_snr: float, args) -> dict:
-  workdir = os.path.join(args.workroot, f"{task}_{cell}_train{train_snr:g}")
+  workdir = os.path.join(args.workroot, f"{task}_{cell}_train{train_snr:g}{args.tag}")
   if task == "seqmnist":
     config = dni_seqmnist.get_config(cell)
     config.evals = ("montecarlo",)
@@ -87,6 +87,7 @@ def run_one(task: str, cell: str, train_snr: float, args) -> dict:
   config.eval_every = 10 ** 9  # evaluate once, at the end
   config.tensorboard = False
   config.train_noise.snr_db = train_snr
+  config.train_noise.power_gradient = args.power_gradient
   done = os.path.join(workdir, "final_metrics.json")
   if not (os.path.isfile(done) and os.path.isfile(os.path.join(workdir, out_file))):
     train_and_evaluate(config, workdir)
@@ -146,10 +147,10 @@ def report(task: str, runs: list[dict], args) -> None:
         label = "∞ (clean)" if math.isinf(r["train_snr_db"]) else f"{r['train_snr_db']:g} dB"
         lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in r["vote"]) + " |")
   fig.tight_layout()
-  fig.savefig(os.path.join(HERE, f"{task}.png"), dpi=120)
-  with open(os.path.join(HERE, f"RESULTS_{task}.md"), "w") as f:
+  fig.savefig(os.path.join(HERE, f"{task}{args.tag}.png"), dpi=120)
+  with open(os.path.join(HERE, f"RESULTS_{task}{args.tag}.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
-  with open(os.path.join(HERE, f"{task}.json"), "w") as f:
+  with open(os.path.join(HERE, f"{task}{args.tag}.json"), "w") as f:
     json.dump(runs, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
   print("\n".join(lines))
 
@@ -163,6 +164,9 @@ def main():
   parser.add_argument("--steps", type=int, default=0, help="train steps per run (overrides --epochs)")
   parser.add_argument("--draws", type=int, default=5)
   parser.add_argument("--workroot", default="/tmp/dni_runs")
+  parser.add_argument("--power_gradient", action="store_true",
+                      help="train with the gradient through the noise power (NoiseConfig)")
+  parser.add_argument("--tag", default="", help="suffix of run folders and result files")
   args = parser.parse_args()
   cells = args.cells.split(",") if args.cells else (["rnn", "lstm"] if args.task == "seqmnist"
                                                     else ["lstm"])

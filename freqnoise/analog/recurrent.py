@@ -86,9 +86,9 @@ def grouped_analog_product(key: jax.Array | None, x: jax.Array, kernel: jax.Arra
       if noise.power == "per_example":  # P over each gate's own units
         shape = y.shape
         y = add_output_noise(key, y.reshape(*shape[:-1], groups, shape[-1] // groups),
-                             noise.snr_db, "per_example").reshape(shape)
+                             noise.snr_db, "per_example", noise.power_gradient).reshape(shape)
       else:  # per unit over the batch: every unit is already its own column
-        y = add_output_noise(key, y, noise.snr_db, "per_unit")
+        y = add_output_noise(key, y, noise.snr_db, "per_unit", noise.power_gradient)
   if output_quantizer is not None:
     y = output_quantizer(y)
   return y
@@ -97,11 +97,12 @@ def grouped_analog_product(key: jax.Array | None, x: jax.Array, kernel: jax.Arra
 def _output_noise_variance(y: jax.Array, noise: NoiseConfig, groups: int) -> jax.Array:
   """σ² = P / 10^(SNR/10) of each output of `groups` side-by-side products y [..., G·H], as
   `add_output_noise` computes it (P per gate block per example, or per unit)."""
+  stop = not noise.power_gradient
   if noise.power == "per_example":
     blocks = y.reshape(*y.shape[:-1], groups, y.shape[-1] // groups)
-    power = jnp.broadcast_to(signal_power(blocks, "per_example"), blocks.shape).reshape(y.shape)
+    power = jnp.broadcast_to(signal_power(blocks, "per_example", stop), blocks.shape).reshape(y.shape)
   else:
-    power = signal_power(y, "per_unit")
+    power = signal_power(y, "per_unit", stop)
   return power / jnp.power(10.0, jnp.asarray(noise.snr_db, jnp.float32) / 10.0)
 
 
@@ -146,7 +147,9 @@ class _NoisyCell(nn.Module):
                   + _output_noise_variance(y_h, noise, self.groups))
       with _noise_draw_mode():
         eps = jax.random.normal(key_n, y_h.shape, jnp.float32)
-      y_h = y_h + (jnp.sqrt(variance) * eps).astype(y_h.dtype)
+      # The floor keeps d sqrt finite at zero power when the gradient flows through it.
+      std = jnp.sqrt(jnp.maximum(variance, 1e-30)) if noise.power_gradient else jnp.sqrt(variance)
+      y_h = y_h + (std * eps).astype(y_h.dtype)
     return y_i, y_h
 
   def initial_carry(self, x: jax.Array) -> Any:
