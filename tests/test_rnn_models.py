@@ -1,7 +1,6 @@
 """Sequence models: shapes, exact parameter counts, noise switching, and one trainer run each."""
 
 import math
-import os
 
 import jax
 import jax.numpy as jnp
