@@ -46,6 +46,23 @@ def montecarlo_block(num_draws: int = 8, batch_size: int = 500) -> ml_collection
   return m
 
 
+def shrink_to_tiny_noisy_cnn(c: ml_collections.ConfigDict) -> None:
+  """The seconds-long test variant of a noisy-inference CNN config: digits, 10 steps, 4 draws."""
+  c.data.source = "digits"
+  c.data.batch_size = 32
+  c.data.eval_batch_size = 64
+  c.data.augment.crop_padding = 0
+  c.data.augment.flip = False
+  c.model.conv_features = (4, 8)
+  c.model.dense_features = (16,)
+  c.num_epochs = 0
+  c.num_steps = 10
+  c.log_every = 5
+  c.checkpoint_every = 10
+  c.tensorboard = False
+  c.montecarlo = montecarlo_block(num_draws=4, batch_size=128)
+
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0                    # root PRNG seed: init, shuffling, dropout/noise/gumbel draws

@@ -18,7 +18,7 @@ import math
 import ml_collections
 
 from configs.common import NOISE_TRAIN_SNRS as TRAIN_SNRS  # noqa: F401 (variants, for callers)
-from configs.common import base_config, montecarlo_block, noise_variant
+from configs.common import base_config, montecarlo_block, noise_variant, shrink_to_tiny_noisy_cnn
 
 
 def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
@@ -48,15 +48,5 @@ def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
   c.evals = ("montecarlo",)         # run the Monte Carlo evaluator at the end of training
   c.montecarlo = montecarlo_block()  # eval SNRs -5..20 dB and inf, 8 draws each
   if tiny:
-    c.data.source = "digits"
-    c.data.batch_size = 32
-    c.data.eval_batch_size = 64
-    c.model.conv_features = (4, 8)
-    c.model.dense_features = (16,)
-    c.num_epochs = 0
-    c.num_steps = 10
-    c.log_every = 5
-    c.checkpoint_every = 10
-    c.tensorboard = False
-    c.montecarlo = montecarlo_block(num_draws=4, batch_size=128)
+    shrink_to_tiny_noisy_cnn(c)
   return c

@@ -54,7 +54,7 @@ class Progress:
   """Formats `step 120/1000 | loss 0.31 | 85.2 steps/s | ETA 0:00:10` from wall-clock rate."""
 
   def __init__(self, total_steps: int, start_step: int):
-    self.total, self.start = total_steps, start_step
+    self.total = total_steps
     self._t0, self._s0 = None, start_step
 
   def mark_compiled(self, step: int) -> None:

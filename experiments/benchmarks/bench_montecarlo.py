@@ -175,7 +175,7 @@ def main():
     lines.append(f"| {name} | {r['steady_s']:.1f} | {r['first_s']:.1f} | "
                  f"{passes / r['steady_s']:.0f} | {r['peak_rss_mb']:.0f} | "
                  f"{out['loop']['steady_s'] / r['steady_s']:.2f}x |")
-  lines.append(f"\nMean single-pass accuracy per SNR: "
+  lines.append("\nMean single-pass accuracy per SNR: "
                + ", ".join(f"{a:.4f}" for a in mean_acc) + "\n")
   text = "\n".join(lines)
   print(text)

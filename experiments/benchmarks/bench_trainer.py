@@ -92,8 +92,8 @@ def main() -> None:
     rows.append((name, statistics.median(ours_rates), statistics.median(peer_rates)))
   print(f"\njax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} cores), "
         f"{args.steps} steps x {args.repeats} alternating repeats, medians")
-  print(f"| case | ours (steps/s) | hand-written loop (steps/s) | ours / peer | overhead |")
-  print(f"|---|---|---|---|---|")
+  print("| case | ours (steps/s) | hand-written loop (steps/s) | ours / peer | overhead |")
+  print("|---|---|---|---|---|")
   for name, o, p in rows:
     print(f"| {name} | {o:.1f} | {p:.1f} | {o / p:.3f} | {100 * (p / o - 1):+.1f}% |")
 
