@@ -34,6 +34,7 @@ def get_config(arg: str | None = "snr0") -> ml_collections.ConfigDict:
   c.model.conv_features = (16, 32)  # filters of the two 5x5 conv blocks
   c.model.kernel_size = 5           # conv kernel size
   c.model.dense_features = (128,)   # hidden dense widths
+  c.model.pool = "max"              # 2x2 pooling after each conv: max | avg
   # Output noise already regularises a noise-trained model; dropout only for the clean one.
   c.model.dropout = 0.25 if math.isinf(train_snr) else 0.0
   c.optimizer.learning_rate = 1e-3

@@ -252,6 +252,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     `{'test_accuracy', 'test_loss', 'steps', 'train_steps_per_sec', ...}` at the last step reached,
     plus whatever the configured evaluators (`config.evals`) return.
   """
+  if config.get("evals"):  # a bad evaluator block fails now, not after training
+    from freqnoise.robust.evaluators import check_evaluators
+    check_evaluators(config)
   sharding.maybe_initialize_distributed(config)
   is_writer = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
@@ -301,34 +304,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   step = start
   t_start = time.perf_counter()
-  for batch in prefetch(lambda s: sharding.shard_batch(batches[s], mesh), start, stop):
-    state, metrics = train_step(state, batch, task.stats_device, train_key)
-    step += 1
-    pending.append((step, metrics))
-    if step == start + 1:
-      jax.block_until_ready(metrics)
-      progress.mark_compiled(step)
-    if step == stop:  # steady-state rate of the training steps alone, before the final eval
-      jax.block_until_ready(state)
-      train_rate = progress.steps_per_sec(step)
-    if step % log_every == 0 or step == stop:
-      flush_train_metrics(step)
-    if step % eval_every == 0 or step == task.num_steps:
+  try:
+    for batch in prefetch(lambda s: sharding.shard_batch(batches[s], mesh), start, stop):
+      state, metrics = train_step(state, batch, task.stats_device, train_key)
+      step += 1
+      pending.append((step, metrics))
+      if step == start + 1:
+        jax.block_until_ready(metrics)
+        progress.mark_compiled(step)
+      if step == stop:  # steady-state rate of the training steps alone, before the final eval
+        jax.block_until_ready(state)
+        train_rate = progress.steps_per_sec(step)
+      if step % log_every == 0 or step == stop:
+        flush_train_metrics(step)
+      if step % eval_every == 0 or step == task.num_steps:
+        result = {f"test_{k}": v for k, v in evaluate(task, state, eval_step, eval_key).items()}
+        last_eval = step
+        writer.write(step, "test", {k[5:]: v for k, v in result.items()})
+        if is_writer:
+          print(f"  eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()),
+                flush=True)
+      checkpointer.maybe_save(step, state, force=step == stop)
+    train_wall = time.perf_counter() - t_start
+    if last_eval != step:  # stopped early, or nothing left to train: report the model as it is
       result = {f"test_{k}": v for k, v in evaluate(task, state, eval_step, eval_key).items()}
-      last_eval = step
-      writer.write(step, "test", {k[5:]: v for k, v in result.items()})
-      if is_writer:
-        print(f"  eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()),
-              flush=True)
-    checkpointer.maybe_save(step, state, force=step == stop)
-  train_wall = time.perf_counter() - t_start
-  if last_eval != step:  # stopped early, or nothing left to train: report the model as it is
-    result = {f"test_{k}": v for k, v in evaluate(task, state, eval_step, eval_key).items()}
-  result.update(steps=step, train_seconds=train_wall, train_steps_per_sec=train_rate)
-  if step == task.num_steps:
-    result.update(run_evaluators(task, state, eval_key, writer, step))
-  checkpointer.close()
-  writer.close()
+    result.update(steps=step, train_seconds=train_wall, train_steps_per_sec=train_rate)
+    if step == task.num_steps:
+      result.update(run_evaluators(task, state, eval_key, writer, step))
+  finally:  # let an in-flight async checkpoint commit (or fail) before the interpreter exits
+    checkpointer.close()
+    writer.close()
   if is_writer:
     with open(os.path.join(workdir, "final_metrics.json.tmp"), "w") as f:
       json.dump(result, f, indent=2)

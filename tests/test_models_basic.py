@@ -55,3 +55,29 @@ def test_lenet_rejects_flat_input():
   model = build_model(ConfigDict({"name": "lenet"}), num_classes=10)
   with pytest.raises(ValueError, match="lenet expects NHWC images, got shape"):
     model.init(jax.random.PRNGKey(0), jnp.zeros((2, 784)), train=False)
+
+
+def test_noiseless_avg_pool_lenet_equals_hand_written_flax():
+  class Plain(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      x = nn.avg_pool(nn.relu(nn.Conv(4, (3, 3), name="conv0")(x)), (2, 2), strides=(2, 2),
+                      padding="SAME")
+      x = nn.relu(nn.Dense(8, name="dense0")(x.reshape(x.shape[0], -1)))
+      return nn.Dense(3, name="logits")(x)
+
+  model = build_model(ConfigDict({"name": "lenet", "conv_features": (4,), "kernel_size": 3,
+                                  "dense_features": (8,), "pool": "avg"}), num_classes=3)
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 6, 6, 1))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False)
+  expected = Plain().apply(variables, x)
+  np.testing.assert_array_equal(model.apply(variables, x, train=False), expected)
+  max_pooled = build_model(ConfigDict({"name": "lenet", "conv_features": (4,), "kernel_size": 3,
+                                       "dense_features": (8,)}), num_classes=3)
+  assert not np.allclose(max_pooled.apply(variables, x, train=False), expected)
+
+
+def test_lenet_rejects_unknown_pool():
+  model = build_model(ConfigDict({"name": "lenet", "pool": "median"}), num_classes=10)
+  with pytest.raises(ValueError, match="unknown lenet pool 'median'; expected one of max, avg"):
+    model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)

@@ -9,7 +9,8 @@ import pytest
 
 from configs.digits_mlp import get_config
 from freqnoise.evaluate import format_table, load_run_config, evaluate_run
-from freqnoise.robust.evaluators import evaluator_settings, result_from_json, run_evaluator
+from freqnoise.robust.evaluators import (evaluator_settings, parse_snr_grid, result_from_json,
+                                         run_evaluator)
 from freqnoise.train import train_and_evaluate
 
 
@@ -48,3 +49,34 @@ def test_evaluator_errors():
     run_evaluator("fgsm", task, None, None)
   with pytest.raises(ValueError, match="unknown field"):
     evaluator_settings({"montecarlo": {"draws": 3}}, "montecarlo", {"num_draws": 1})
+
+
+def test_snr_grid_from_command_line_strings():
+  # A tuple override such as --config.montecarlo.snrs_db="(0.0, float('inf'))" arrives as one string.
+  assert parse_snr_grid(("(0.0, float('inf'))",)) == [0.0, math.inf]
+  assert parse_snr_grid("-5, 0,inf") == [-5.0, 0.0, math.inf]
+  assert parse_snr_grid("[10]") == [10.0]
+  assert parse_snr_grid((0, 5.5, math.inf)) == [0.0, 5.5, math.inf]
+  with pytest.raises(ValueError, match="cannot read 'ten'"):
+    parse_snr_grid("0,ten")
+  with pytest.raises(ValueError, match="nan is not a valid SNR"):
+    parse_snr_grid((math.nan,))
+  with pytest.raises(ValueError, match="-inf is not a valid SNR"):
+    parse_snr_grid("-inf")
+  with pytest.raises(TypeError, match="True is not a number"):
+    parse_snr_grid((True,))
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("snrs_db", ("0,loud",), "cannot read 'loud'"),
+    ("num_draws", 0, "num_draws must be an integer >= 1"),
+    ("batch_size", -1, "batch_size must be an integer >= 0"),
+    ("split", "valid", "split must be 'train' or 'test'"),
+])
+def test_bad_evaluator_settings_fail_before_training(tmp_path, field, value, match):
+  c = _config()
+  c.montecarlo[field] = value
+  workdir = tmp_path / "run"
+  with pytest.raises(ValueError, match=match):
+    train_and_evaluate(c, str(workdir))
+  assert not workdir.exists()  # nothing was trained, loaded or written

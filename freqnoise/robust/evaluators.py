@@ -26,7 +26,7 @@ import numpy as np
 from freqnoise.analog.noise import NoiseConfig
 from freqnoise.robust.montecarlo import MCResult, mc_accuracy
 
-_EVALUATORS: dict[str, tuple[Callable[..., dict[str, float]], dict]] = {}
+_EVALUATORS: dict[str, tuple[Callable[..., dict[str, float]], dict, Callable | None]] = {}
 
 # Defaults of the `config.montecarlo` block; every field commented.
 MONTECARLO_DEFAULTS = {
@@ -40,14 +40,15 @@ MONTECARLO_DEFAULTS = {
 }
 
 
-def register_evaluator(name: str, defaults: dict):
+def register_evaluator(name: str, defaults: dict, check: Callable[[Any, dict], None] | None = None):
   """Registers `fn(task, state, key, settings: dict) -> dict[str, float]` under `name`; `settings`
-  is `defaults` updated with the config block `config.<name>`."""
+  is `defaults` updated with the config block `config.<name>`. `check(config, settings)`, if
+  given, raises on bad settings; `check_evaluators` calls it before any training starts."""
 
   def wrap(fn):
     if name in _EVALUATORS:
       raise ValueError(f"evaluator {name!r} is registered twice")
-    _EVALUATORS[name] = (fn, dict(defaults))
+    _EVALUATORS[name] = (fn, dict(defaults), check)
     return fn
 
   return wrap
@@ -67,13 +68,30 @@ def evaluator_settings(config, name: str, defaults: dict) -> dict:
   return {**defaults, **given}
 
 
-def run_evaluator(name: str, task: Any, state: Any, key: jax.Array) -> dict[str, float]:
-  """Runs the registered evaluator `name` (see the module docstring for the arguments)."""
+def _lookup(name: str):
   if name not in _EVALUATORS:
     raise ValueError(f"unknown evaluator {name!r} in config.evals; known: "
                      f"{', '.join(registered_evaluators())}")
-  fn, defaults = _EVALUATORS[name]
-  return fn(task, state, key, evaluator_settings(task.config, name, defaults))
+  return _EVALUATORS[name]
+
+
+def check_evaluators(config) -> None:
+  """Validates `config.evals` and each named evaluator's settings, so that a typo in an evaluator
+  block fails at start-up rather than after hours of training."""
+  for name in list(config.get("evals", ()) or ()):
+    _, defaults, check = _lookup(name)
+    settings = evaluator_settings(config, name, defaults)
+    if check is not None:
+      check(config, settings)
+
+
+def run_evaluator(name: str, task: Any, state: Any, key: jax.Array) -> dict[str, float]:
+  """Runs the registered evaluator `name` (see the module docstring for the arguments)."""
+  fn, defaults, check = _lookup(name)
+  settings = evaluator_settings(task.config, name, defaults)
+  if check is not None:
+    check(task.config, settings)
+  return fn(task, state, key, settings)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,16 +115,58 @@ class NoisyModelApply:
                        train=False, rngs=rngs)
 
 
-def _snr_grid(settings: dict, eval_noise: NoiseConfig | None) -> list[float]:
-  grid = settings["snrs_db"]
+_INF_SPELLINGS = {"inf", "+inf", "infinity", "float('inf')", 'float("inf")', "math.inf", "np.inf"}
+
+
+def parse_snr_grid(grid) -> list[float]:
+  """SNRs in dB from a sequence of numbers or a string such as "-5,0,inf" or "(0.0, float('inf'))"
+  (what a command-line override of a tuple field arrives as). Raises ValueError naming the bad
+  entry; NaN, -inf and non-numbers are rejected."""
+  if not isinstance(grid, str) and any(isinstance(g, str) for g in grid):
+    grid = ",".join(str(g) for g in grid)  # e.g. ("(0.0, float('inf'))",) from a tuple override
   if isinstance(grid, str):
-    grid = [g for g in grid.split(",") if g.strip()]
+    text = grid.strip()
+    if text[:1] in "([" and text[-1:] in ")]":  # one pair of outer brackets
+      text = text[1:-1]
+    grid = [g.strip() for g in text.split(",") if g.strip()]
+  out = []
+  for g in grid:
+    if isinstance(g, str):
+      token = g.strip().lower().replace(" ", "")
+      if token in _INF_SPELLINGS:
+        out.append(math.inf)
+        continue
+      try:
+        g = float(token)
+      except ValueError:
+        raise ValueError(f"montecarlo snrs_db: cannot read {g!r} as an SNR in dB (write numbers "
+                         "and inf, e.g. '-5,0,5,inf')") from None
+    if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)):
+      raise TypeError(f"montecarlo snrs_db: {g!r} is not a number")
+    if math.isnan(g) or g == -math.inf:
+      raise ValueError(f"montecarlo snrs_db: {g} is not a valid SNR in dB")
+    out.append(float(g))
+  return out
+
+
+def _snr_grid(settings: dict, eval_noise: NoiseConfig | None) -> list[float]:
+  grid = parse_snr_grid(settings["snrs_db"])
   if grid:
-    return [float(g) if isinstance(g, str) else g for g in grid]
+    return grid
   if eval_noise is None:
     raise ValueError("montecarlo evaluator: set config.montecarlo.snrs_db or "
                      "config.eval_noise.snr_db")
   return [eval_noise.snr_db]
+
+
+def _check_montecarlo(config, settings: dict) -> None:
+  parse_snr_grid(settings["snrs_db"])
+  for name, minimum in (("num_draws", 1), ("draws_per_chunk", 0), ("batch_size", 0), ("limit", 0)):
+    v = settings[name]
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+      raise ValueError(f"config.montecarlo.{name} must be an integer >= {minimum}, got {v!r}")
+  if settings["split"] not in ("train", "test"):
+    raise ValueError(f"config.montecarlo.split must be 'train' or 'test', got {settings['split']!r}")
 
 
 def result_to_json(result: MCResult) -> dict:
@@ -122,7 +182,7 @@ def result_from_json(data: dict) -> MCResult:
                   mean_prob=np.asarray(data["mean_prob"]), num_examples=int(data["num_examples"]))
 
 
-@register_evaluator("montecarlo", MONTECARLO_DEFAULTS)
+@register_evaluator("montecarlo", MONTECARLO_DEFAULTS, check=_check_montecarlo)
 def montecarlo(task, state, key, settings: dict) -> dict[str, float]:
   """accuracy[snr, draw] with `config.eval_noise` (its kind/power/layers; SNR from the grid) and
   majority / mean-probability voting over all draws. Returns flat scalars 'snr_X/mean' etc."""
