@@ -12,6 +12,7 @@ the `noise` RNG stream.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -161,6 +162,20 @@ def sample_training_noise(key: jax.Array, noise: NoiseConfig | None) -> NoiseCon
   return noise.replace(snr_db=snr, snr_db_range=None)
 
 
+def standard_normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """float32 N(0, 1) draws of `shape`, a pure function of `key`; every noise draw goes through here.
+
+  On a single device this draws with the non-partitionable Threefry variant: a Gaussian per
+  product output dominates the cost of noisy layers on CPU, and that variant hashes half as many
+  counters (a [28, 128, 512] draw: 7.8 ms against 25.7 ms on 2 CPU cores). The variant only
+  matters for sharded arrays, so with several devices JAX's default (partitionable) draw is kept.
+  The two variants give different (equally valid) numbers for the same key.
+  """
+  mode = jax.threefry_partitionable(False) if jax.device_count() == 1 else contextlib.nullcontext()
+  with mode:
+    return jax.random.normal(key, shape, jnp.float32)
+
+
 def signal_power(y: jax.Array, power: str, stop_gradient: bool = True) -> jax.Array:
   """Mean square of `y` (under stop_gradient by default), broadcastable against `y` ([..., units]).
 
@@ -190,7 +205,7 @@ def add_output_noise(key: jax.Array, y: jax.Array, snr_db, power: str = "per_exa
     return y
   snr_db = jnp.asarray(snr_db, jnp.float32)
   variance = signal_power(y, power, not power_gradient) / jnp.power(10.0, snr_db / 10.0)
-  eps = jax.random.normal(key, y.shape, jnp.float32)
+  eps = standard_normal(key, y.shape)
   # sqrt'(0) is infinite: keep the gradient finite for all-zero products (e.g. dead ReLU rows).
   std = jnp.sqrt(jnp.maximum(variance, 1e-30)) if power_gradient else jnp.sqrt(variance)
   noisy = y + (std * eps).astype(y.dtype)
@@ -207,7 +222,7 @@ def perturb_weights(key: jax.Array, w: jax.Array, weight_noise: str, weight_sigm
   if weight_noise == "none" or (_is_python_number(weight_sigma) and weight_sigma == 0):
     return w
   sigma = jnp.asarray(weight_sigma, jnp.float32)
-  eps = jax.random.normal(key, w.shape, jnp.float32)
+  eps = standard_normal(key, w.shape)
   if weight_noise == "additive":
     scale = jax.lax.stop_gradient(jnp.max(jnp.abs(w))).astype(jnp.float32)
     noisy = w + (sigma * scale * eps).astype(w.dtype)

@@ -9,9 +9,12 @@ square over that gate's H units, and additive weight noise scales with that gate
 In the RNN and LSTM the two products of a gate are only ever summed, so their independent output
 noises are drawn as one Gaussian with the summed variance (exactly the same distribution, half the
 random numbers); the GRU, and any cell with an ADC quantizer, draws each product's noise separately.
-Noise is drawn at every call of a cell, i.e. at every time step when the cell runs inside
-`nn.scan` with `split_rngs={'noise': True}` (as `RecurrentScan` does): fresh noise per step,
-per sequence and per product. With `noise=None` (or a statically-off config) and no quantizers
+Noise is fresh at every time step, for every sequence and every product. A cell called on its own
+draws it at every call (from the `noise` stream, which `nn.scan` splits per step). `RecurrentScan`
+instead draws the standard normals of the merged RNN/LSTM noise for all T steps in one call before
+the scan and hands step t its slice (`eps`): the same distribution, and on CPU one bulk draw costs
+about a third of T per-step draws inside the loop (XLA parallelises the large draw; see
+experiments/benchmarks/RESULTS.md). With `noise=None` (or a statically-off config) and no quantizers
 the cells compute exactly Flax's `nn.SimpleCell`, `nn.OptimizedLSTMCell` (= `nn.LSTMCell`) and
 `nn.GRUCell` gate math:
 
@@ -27,30 +30,17 @@ built from the input (`initial_carry(x)`), so it shards like the batch.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from freqnoise.analog.noise import NoiseConfig, add_output_noise, perturb_weights, signal_power
+from freqnoise.analog.noise import (NoiseConfig, add_output_noise, perturb_weights, signal_power,
+                                   standard_normal)
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 Initializer = Callable[..., jax.Array]
-
-
-def _noise_draw_mode():
-  """Draw noise with the non-partitionable Threefry variant on a single device.
-
-  Drawing a Gaussian per product output at every step dominates the cost of a noisy cell on CPU;
-  the non-partitionable variant hashes half as many counters (measured 2.4x faster for a
-  [28, 128, 512] draw on 2 CPU cores). It only matters when arrays are sharded, so with several
-  devices the default (partitionable) draw is kept. The draws stay a pure function of the key.
-  """
-  if jax.device_count() == 1:
-    return jax.threefry_partitionable(False)
-  return contextlib.nullcontext()
 
 
 def grouped_analog_product(key: jax.Array | None, x: jax.Array, kernel: jax.Array,
@@ -77,18 +67,16 @@ def grouped_analog_product(key: jax.Array | None, x: jax.Array, kernel: jax.Arra
     key, weight_key = jax.random.split(key)
     blocks = jnp.split(kernel, groups, axis=-1)
     keys = jax.random.split(weight_key, groups)
-    with _noise_draw_mode():
-      kernel = jnp.concatenate([perturb_weights(k, w, noise.weight_noise, noise.weight_sigma)
-                                for k, w in zip(keys, blocks)], axis=-1)
+    kernel = jnp.concatenate([perturb_weights(k, w, noise.weight_noise, noise.weight_sigma)
+                              for k, w in zip(keys, blocks)], axis=-1)
   y = jnp.dot(x, kernel)
   if noisy and noise.kind == "output":
-    with _noise_draw_mode():
-      if noise.power == "per_example":  # P over each gate's own units
-        shape = y.shape
-        y = add_output_noise(key, y.reshape(*shape[:-1], groups, shape[-1] // groups),
-                             noise.snr_db, "per_example", noise.power_gradient).reshape(shape)
-      else:  # per unit over the batch: every unit is already its own column
-        y = add_output_noise(key, y, noise.snr_db, "per_unit", noise.power_gradient)
+    if noise.power == "per_example":  # P over each gate's own units
+      shape = y.shape
+      y = add_output_noise(key, y.reshape(*shape[:-1], groups, shape[-1] // groups),
+                           noise.snr_db, "per_example", noise.power_gradient).reshape(shape)
+    else:  # per unit over the batch: every unit is already its own column
+      y = add_output_noise(key, y, noise.snr_db, "per_unit", noise.power_gradient)
   if output_quantizer is not None:
     y = output_quantizer(y)
   return y
@@ -123,7 +111,14 @@ class _NoisyCell(nn.Module):
   # variance, drawn once per step (same distribution, half the random numbers).
   sums_products = True
 
-  def _products(self, x: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+  @classmethod
+  def merges_noise(cls, noise: NoiseConfig | None, output_quantizer: Quantizer = None) -> bool:
+    """True when the cell draws one merged Gaussian per gate output per step (see module doc)."""
+    return (noise is not None and not noise.statically_off and cls.sums_products
+            and noise.kind == "output" and output_quantizer is None)
+
+  def _products(self, x: jax.Array, h: jax.Array,
+                eps: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     if self.noise is not None and not isinstance(self.noise, NoiseConfig):
       raise TypeError(f"{type(self).__name__}.noise must be a NoiseConfig or None, got "
                       f"{type(self.noise).__name__}")
@@ -134,9 +129,13 @@ class _NoisyCell(nn.Module):
                      (self.features, width), jnp.float32)
     noise = self.noise
     noisy = noise is not None and not noise.statically_off
-    key_i, key_h, key_n = jax.random.split(self.make_rng("noise"), 3) if noisy else (None,) * 3
-    merge = (noisy and self.sums_products and noise.kind == "output"
-             and self.output_quantizer is None)
+    merge = self.merges_noise(noise, self.output_quantizer)
+    if eps is not None and (not merge or eps.shape != (*h.shape[:-1], width)):
+      raise ValueError(f"{type(self).__name__}: eps (pre-drawn merged output noise) needs output "
+                       f"noise on a cell that sums its products and eps of shape "
+                       f"{(*h.shape[:-1], width)}, got {None if eps is None else eps.shape}")
+    needs_key = noisy and (eps is None or noise.weight_noise != "none")
+    key_i, key_h, key_n = jax.random.split(self.make_rng("noise"), 3) if needs_key else (None,) * 3
     product_noise = noise.replace(kind="none") if merge else noise  # weight noise stays per product
     y_i = grouped_analog_product(key_i, x, w_i, product_noise, self.groups,
                                  self.input_quantizer, self.output_quantizer)
@@ -145,8 +144,8 @@ class _NoisyCell(nn.Module):
     if merge:
       variance = (_output_noise_variance(y_i, noise, self.groups)
                   + _output_noise_variance(y_h, noise, self.groups))
-      with _noise_draw_mode():
-        eps = jax.random.normal(key_n, y_h.shape, jnp.float32)
+      if eps is None:
+        eps = standard_normal(key_n, y_h.shape)
       # The floor keeps d sqrt finite at zero power when the gradient flows through it.
       std = jnp.sqrt(jnp.maximum(variance, 1e-30)) if noise.power_gradient else jnp.sqrt(variance)
       y_h = y_h + (std * eps).astype(y_h.dtype)
@@ -176,8 +175,9 @@ class NoisyRNNCell(_NoisyCell):
   groups = 1
 
   @nn.compact
-  def __call__(self, h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    y_i, y_h = self._products(x, h)
+  def __call__(self, h: jax.Array, x: jax.Array,
+               eps: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    y_i, y_h = self._products(x, h, eps)
     b = self.param("bias", self.bias_init, (self.features,), jnp.float32)
     new_h = jnp.tanh(y_i + y_h + b)
     return new_h, new_h
@@ -189,9 +189,10 @@ class NoisyLSTMCell(_NoisyCell):
   groups = 4
 
   @nn.compact
-  def __call__(self, carry: tuple[jax.Array, jax.Array], x: jax.Array):
+  def __call__(self, carry: tuple[jax.Array, jax.Array], x: jax.Array,
+               eps: jax.Array | None = None):
     c, h = carry
-    y_i, y_h = self._products(x, h)
+    y_i, y_h = self._products(x, h, eps)
     b = self.param("bias", self.bias_init, (4 * self.features,), jnp.float32)
     i, f, g, o = jnp.split(y_i + y_h + b, 4, axis=-1)
     new_c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
@@ -248,10 +249,21 @@ class RecurrentScan(nn.Module):
       raise ValueError(f"unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
     if x.ndim != 3:
       raise ValueError(f"RecurrentScan expects inputs [batch, time, features], got {x.shape}")
-    scan = nn.scan(CELLS[self.cell], variable_broadcast="params",
-                   split_rngs={"params": False, "noise": True}, in_axes=1, out_axes=1)
-    cell = scan(self.features, noise=self.noise, input_quantizer=self.input_quantizer,
-                output_quantizer=self.output_quantizer, name="cell")
+    cell_cls = CELLS[self.cell]
+    if self.noise is not None and not isinstance(self.noise, NoiseConfig):
+      raise TypeError(f"RecurrentScan.noise must be a NoiseConfig or None, got "
+                      f"{type(self.noise).__name__}")
     if carry is None:
-      carry = CELLS[self.cell](self.features, parent=None).initial_carry(x)
-    return cell(carry, x)
+      carry = cell_cls(self.features, parent=None).initial_carry(x)
+    kwargs = dict(noise=self.noise, input_quantizer=self.input_quantizer,
+                  output_quantizer=self.output_quantizer, name="cell")
+    if not cell_cls.merges_noise(self.noise, self.output_quantizer):
+      scan = nn.scan(cell_cls, variable_broadcast="params",
+                     split_rngs={"params": False, "noise": True}, in_axes=1, out_axes=1)
+      return scan(self.features, **kwargs)(carry, x)
+    # One bulk draw of every step's merged noise, time-major so step t reads a contiguous slice.
+    eps = standard_normal(self.make_rng("noise"),
+                          (x.shape[1], x.shape[0], cell_cls.groups * self.features))
+    scan = nn.scan(cell_cls, variable_broadcast="params",
+                   split_rngs={"params": False, "noise": True}, in_axes=(1, 0), out_axes=1)
+    return scan(self.features, **kwargs)(carry, x, eps)
