@@ -86,6 +86,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.eval_batch_size = 0    # global eval batch (0 = batch_size)
   c.data.input_key = "image"    # field fed to the model
   c.data.label_key = "label"    # field holding integer targets
+  c.data.order = "shuffled"     # training batches: shuffled per epoch | sequential (carried state)
   c.data.train_split = "train"  # split names for tfds / imagefolder sources
   c.data.test_split = "test"
   c.data.data_dir = ""          # TFDS data_dir ("" = TFDS default)

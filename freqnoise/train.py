@@ -33,6 +33,11 @@ from freqnoise.models import build_model
 from freqnoise.optim import build_optimizer
 
 STREAMS = ("params", "dropout", "noise", "gumbel")
+# Training batch order: 'shuffled' (a fresh permutation per epoch) or 'sequential' (row block k of
+# the split at step k of every epoch; what carrying recurrent state across batches needs).
+ORDERS = ("shuffled", "sequential")
+# A model's recurrent state carried across batches (e.g. lstm_lm(carry_state=True)).
+CARRY = "carry"
 # Collections a model writes during a pass that are not state to carry over (see `loss_terms`).
 TRANSIENT_COLLECTIONS = ("losses", "intermediates")
 
@@ -107,6 +112,13 @@ class Task:
     self.transform = build_transform(config.get("input"))
     self.train_noise = noise_from_config(config.get("train_noise"))
     self.eval_noise = noise_from_config(config.get("eval_noise"))
+    self.order = config.data.get("order", "shuffled")
+    if self.order not in ORDERS:
+      raise ValueError(f"unknown config.data.order {self.order!r}; expected one of "
+                       f"{', '.join(ORDERS)}")
+    if config.model.get("carry_state", False) and self.order != "sequential":
+      raise ValueError("config.model.carry_state needs config.data.order = 'sequential' (a state "
+                       "carried into a shuffled batch would continue the wrong rows)")
     self.splits = splits if splits is not None else load_splits(config.data)
     for key in (self.input_key, self.label_key):
       if key not in self.splits.train.arrays:
@@ -116,6 +128,7 @@ class Task:
                              noise=self.train_noise)
     self.eval_model = self.model.clone(noise=self.eval_noise)
     spe = len(self.splits.train) // config.data.batch_size
+    self.steps_per_epoch = spe
     self.num_steps = config.num_steps or config.get("num_epochs", 0) * spe
     if self.num_steps <= 0:
       raise ValueError("set config.num_steps or config.num_epochs to a positive number")
@@ -147,7 +160,9 @@ class Task:
     return stats
 
   def init_state(self, key: jax.Array) -> TrainState:
-    sample = self.splits.train.arrays[self.input_key][:1]
+    # A carried state is sized by the batch it is initialised with: use a whole training batch.
+    rows = self.config.data.batch_size if self.order == "sequential" else 1
+    sample = self.splits.train.arrays[self.input_key][:rows]
     x = self.transform(self.stats, jnp.asarray(sample))
     variables = self.model.init(stream_keys(key), x, train=False)
     params, model_state = split_state(variables)
@@ -156,10 +171,14 @@ class Task:
 
   def apply(self, model: nn.Module, state: TrainState, batch: dict, stats: dict, rngs: dict, *,
             train: bool, params: Any = None):
-    """Runs `model` on a batch; returns (outputs, updated mutable collections)."""
+    """Runs `model` on a batch; returns (outputs, updated mutable collections). Training updates
+    every model-state collection; evaluation only a carried recurrent state."""
     x = self.transform(stats, batch[self.input_key])
     variables = {"params": state.params if params is None else params, **state.model_state}
-    mutable = [*state.model_state, *TRANSIENT_COLLECTIONS] if train else list(TRANSIENT_COLLECTIONS)
+    if train:
+      mutable = [*state.model_state, *TRANSIENT_COLLECTIONS]
+    else:
+      mutable = [*TRANSIENT_COLLECTIONS, *([CARRY] if CARRY in state.model_state else [])]
     return model.apply(variables, x, train=train, rngs=rngs, mutable=mutable)
 
 
@@ -167,6 +186,11 @@ def make_train_step(task: Task) -> Callable:
   smoothing = task.config.get("label_smoothing", 0.0)
 
   def train_step(state: TrainState, batch: dict, stats: dict, root_key: jax.Array):
+    if CARRY in state.model_state:  # every epoch starts from a zero recurrent state
+      fresh = state.step % task.steps_per_epoch == 0
+      carry = jax.tree.map(lambda c: jnp.where(fresh, jnp.zeros_like(c), c),
+                           state.model_state[CARRY])
+      state = state.replace(model_state={**state.model_state, CARRY: carry})
     rngs = stream_keys(jax.random.fold_in(root_key, state.step))
     noise = sample_training_noise(jax.random.fold_in(rngs["noise"], 0x5EED), task.train_noise)
     model = task.model if noise is task.train_noise else task.model.clone(noise=noise)
@@ -196,23 +220,34 @@ def make_eval_step(task: Task, model: nn.Module | None = None) -> Callable:
   model = task.eval_model if model is None else model
 
   def eval_step(state: TrainState, batch: dict, stats: dict, key: jax.Array) -> dict:
-    logits, _ = task.apply(model, state, batch, stats, stream_keys(key), train=False)
+    logits, updates = task.apply(model, state, batch, stats, stream_keys(key), train=False)
     labels, mask = batch[task.label_key], batch["mask"]
     ce_sum, count = cross_entropy(logits, labels, 0.0, mask)
-    return {"loss_sum": ce_sum, "correct": correct_count(logits, labels, mask), "count": count}
+    out = {"loss_sum": ce_sum, "correct": correct_count(logits, labels, mask), "count": count}
+    if CARRY in updates:  # the state the next batch of the split starts from
+      out[CARRY] = updates[CARRY]
+    return out
 
   return eval_step
 
 
 def evaluate(task: Task, state: TrainState, eval_step: Callable, key: jax.Array,
              split: str = "test") -> dict[str, float]:
-  """Loss and accuracy over a whole split (padded last batch masked out)."""
+  """Loss and accuracy over a whole split (padded last batch masked out).
+
+  A carried recurrent state starts at zero and is threaded through the split's batches in order."""
   ds = getattr(task.splits, split)
   totals = None
+  if CARRY in state.model_state:
+    zero = jax.tree.map(lambda c: jnp.zeros((task.eval_batch_size,) + c.shape[1:], c.dtype),
+                        state.model_state[CARRY])
+    state = state.replace(model_state={**state.model_state, CARRY: zero})
   for i, batch in enumerate(eval_batches(ds, task.eval_batch_size, process_index=jax.process_index(),
                                          process_count=jax.process_count())):
     out = eval_step(state, sharding.shard_batch(batch, task.mesh), task.stats_device,
                     jax.random.fold_in(key, i))
+    if CARRY in out:
+      state = state.replace(model_state={**state.model_state, CARRY: out.pop(CARRY)})
     totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
   totals = jax.device_get(totals)
   loss = float(totals["loss_sum"] / totals["count"])
@@ -284,7 +319,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval_step = jax.jit(make_eval_step(task))
   batches = TrainBatches(task.splits.train, config.data.batch_size, config.seed,
                          process_index=jax.process_index(), process_count=jax.process_count(),
-                         augment=dict(config.data.get("augment", {})))
+                         augment=dict(config.data.get("augment", {})), order=task.order)
   writer = MetricWriter(workdir, enabled=is_writer, tensorboard=config.get("tensorboard", True))
   progress = Progress(task.num_steps, start)
   stop = task.num_steps if stop_after is None else min(task.num_steps, start + stop_after)

@@ -94,3 +94,14 @@ def test_train_batches_apply_the_configured_augmentation_per_step():
   np.testing.assert_array_equal(batches[5]["image"], expected)
   np.testing.assert_array_equal(batches[5]["label"], plain["label"])
   assert not np.array_equal(expected, plain["image"])
+
+
+def test_sequential_order_takes_row_blocks_in_order_every_epoch():
+  ds = ArrayDataset({"x": np.arange(10)})
+  batches = TrainBatches(ds, 4, seed=0, order="sequential")
+  assert [batches[s]["x"].tolist() for s in range(5)] == [
+      [0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3]]
+  second = TrainBatches(ds, 4, seed=0, order="sequential", process_index=1, process_count=2)
+  assert second[1]["x"].tolist() == [6, 7]
+  with pytest.raises(ValueError, match="unknown batch order 'random'"):
+    TrainBatches(ds, 4, seed=0, order="random")

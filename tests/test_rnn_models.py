@@ -1,10 +1,12 @@
 """Sequence models: shapes, exact parameter counts, noise switching, and one trainer run each."""
 
+import json
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from freqnoise.analog.noise import NoiseConfig
@@ -92,3 +94,117 @@ def test_ptb_tiny_config_trains_and_reports_perplexity(tmp_path):
   assert result["steps"] == 4
   np.testing.assert_allclose(result["test_perplexity"], math.exp(result["test_loss"]), rtol=1e-6)
   assert result["test_perplexity"] < 14  # below a uniform guess over the 13-word vocabulary
+
+
+def _write_tiny_ptb(directory):
+  words = "the cat sat on the mat and the dog sat on the log".split()
+  rng = np.random.default_rng(0)
+  for name, n in (("train", 60), ("valid", 10), ("test", 10)):
+    with open(directory / f"ptb.{name}.txt", "w") as f:
+      for _ in range(n):
+        f.write(" " + " ".join(rng.choice(words, 5)) + " \n")
+
+
+def test_lm_carried_state_equals_one_long_sequence():
+  """Two calls of T tokens with the carry in between = one call on the 2T-token rows."""
+  from freqnoise.models import build_model
+  cfg = {"name": "lstm_lm", "embed_dim": 6, "hidden": 6, "num_layers": 2}
+  tokens = jax.random.randint(jax.random.key(1), (3, 8), 0, 11)
+  plain = build_model(cfg, num_classes=11)
+  carried = build_model({**cfg, "carry_state": True}, num_classes=11)
+  variables = carried.init(jax.random.key(0), tokens[:, :4], train=False)
+  assert jax.tree.map(np.shape, variables["carry"]) == {
+      f"layer{i}": ((3, 6), (3, 6)) for i in range(2)}
+  assert all(not np.any(x) for x in jax.tree.leaves(variables["carry"]))  # init leaves it at zero
+  want = plain.apply({"params": variables["params"]}, tokens, train=False)
+  first, upd = carried.apply(variables, tokens[:, :4], train=False, mutable=["carry"])
+  second, _ = carried.apply({**variables, **upd}, tokens[:, 4:], train=False, mutable=["carry"])
+  np.testing.assert_allclose(np.concatenate([first, second], 1), want, atol=1e-5, rtol=0)
+  # read-only carry: the state is used but not updated
+  np.testing.assert_allclose(carried.apply({**variables, **upd}, tokens[:, 4:], train=False),
+                             second, atol=1e-6, rtol=0)
+  with pytest.raises(ValueError, match="carried state has batch size 3 but this batch has 2"):
+    carried.apply(variables, tokens[:2], train=False)
+
+
+def test_trainer_carries_lm_state_in_order_and_evaluates_the_whole_stream(tmp_path):
+  from configs import dni_ptb
+  from freqnoise.train import Task
+  _write_tiny_ptb(tmp_path)
+  config = dni_ptb.get_config("tiny")
+  config.data.source = f"ptb:{tmp_path}"
+  assert config.model.carry_state and config.data.order == "sequential"
+  result = train_and_evaluate(config, str(tmp_path / "run"))
+  task = Task(config, str(tmp_path / "run"))
+  from freqnoise.checkpoint import Checkpointer
+  state = Checkpointer(str(tmp_path / "run"), every=1).restore(jax.jit(task.init_state)(jax.random.key(0)))
+  assert int(state.step) == 4 and np.any(jax.tree.leaves(state.model_state["carry"])[0])
+  # The test rows are blocks of `b` streams; the whole streams through the state-resetting model
+  # give exactly the trainer's threaded evaluation.
+  rows, targets = (task.splits.test.arrays[k] for k in ("tokens", "targets"))
+  b, t = config.data.eval_batch_size, rows.shape[1]
+  assert len(rows) >= 2 * b  # at least two batches, so the carry matters
+  streams = rows.reshape(-1, b, t).transpose(1, 0, 2).reshape(b, -1)
+  stream_targets = targets.reshape(-1, b, t).transpose(1, 0, 2).reshape(b, -1)
+  plain = task.eval_model.clone(carry_state=False)
+  logits = plain.apply({"params": state.params}, jnp.asarray(streams), train=False)
+  nll = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(stream_targets)).mean()
+  np.testing.assert_allclose(result["test_loss"], float(nll), rtol=1e-5)
+
+
+def test_carry_resets_at_each_epoch_start(tmp_path):
+  from configs import dni_ptb
+  from freqnoise.train import Task, make_train_step
+  _write_tiny_ptb(tmp_path)
+  config = dni_ptb.get_config("tiny")
+  config.data.source = f"ptb:{tmp_path}"
+  task = Task(config, str(tmp_path / "run"))
+  state = task.init_state(jax.random.key(0))
+  batch = {k: jnp.asarray(v[:config.data.batch_size]) for k, v in task.splits.train.arrays.items()}
+  step = jax.jit(make_train_step(task))
+  junk = jax.tree.map(lambda c: jnp.ones_like(c), state.model_state["carry"])
+  with_junk = state.replace(model_state={"carry": junk})
+  for at, same in ((task.steps_per_epoch, True), (task.steps_per_epoch + 1, False)):
+    a, _ = step(state.replace(step=jnp.int32(at)), batch, task.stats_device, jax.random.key(1))
+    b, _ = step(with_junk.replace(step=jnp.int32(at)), batch, task.stats_device, jax.random.key(1))
+    leaves_a, leaves_b = jax.tree.leaves(a.params), jax.tree.leaves(b.params)
+    assert all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b)) == same, at
+
+
+def test_carry_state_needs_sequential_batches(tmp_path):
+  from configs import dni_ptb
+  config = dni_ptb.get_config("tiny")
+  config.data.order = "shuffled"
+  with pytest.raises(ValueError, match="carry_state needs config.data.order = 'sequential'"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+  config.data.order = "by_length"
+  with pytest.raises(ValueError, match="unknown config.data.order 'by_length'"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_dni_mc_perplexity_threads_the_carry_like_the_trainer(tmp_path):
+  """experiments/deep_noise_injection/run.py's evaluator: without noise it reproduces the trainer's
+  test perplexity exactly (same stream order, same carried state); with noise draws differ."""
+  import importlib.util
+  import os
+  from configs import dni_ptb
+  from freqnoise.checkpoint import Checkpointer
+  from freqnoise.train import Task
+  path = os.path.join(os.path.dirname(__file__), "..", "experiments", "deep_noise_injection", "run.py")
+  spec = importlib.util.spec_from_file_location("dni_run", path)
+  run = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(run)
+  _write_tiny_ptb(tmp_path)
+  config = dni_ptb.get_config("tiny")
+  config.data.source = f"ptb:{tmp_path}"
+  workdir = str(tmp_path / "run")
+  result = train_and_evaluate(config, workdir)
+  task = Task(config, workdir)
+  state = Checkpointer(workdir, every=1).restore(jax.jit(task.init_state)(jax.random.key(0)))
+  out = run.mc_perplexity(task, state, jax.random.key(3), {"snrs_db": (math.inf, 0.0),
+                                                           "num_draws": 2, "batch_size": 0,
+                                                           "output": "mc.json"})
+  np.testing.assert_allclose(out["snr_inf/mean"], result["test_perplexity"], rtol=1e-5)
+  with open(os.path.join(workdir, "mc.json")) as f:
+    ppl = np.array(json.load(f)["perplexity"])
+  assert ppl[0, 0] == ppl[0, 1] and ppl[1, 0] != ppl[1, 1]

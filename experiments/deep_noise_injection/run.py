@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from configs import dni_ptb, dni_seqmnist  # noqa: E402
 from freqnoise.analog.noise import NoiseConfig  # noqa: E402
-from freqnoise.robust.evaluators import NoisyModelApply, register_evaluator  # noqa: E402
+from freqnoise.robust.evaluators import register_evaluator  # noqa: E402
 from freqnoise.train import train_and_evaluate  # noqa: E402
 
 TRAIN_SNRS = (math.inf, 20.0, 10.0, 5.0, 0.0)
@@ -38,31 +38,49 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 @register_evaluator("mc_perplexity", {"snrs_db": (), "num_draws": 4, "batch_size": 0,
                                       "output": "mc_perplexity.json"})
 def mc_perplexity(task, state, key, settings):
-  """Test perplexity exp(mean token NLL) of each of `num_draws` noisy passes at each SNR."""
+  """Test perplexity exp(mean token NLL) of each of `num_draws` noisy passes at each SNR.
+
+  A model that carries its LSTM state across batches (`carry_state`) is run over the test rows in
+  stream order, `eval_batch_size` streams at a time, from a zero state, as the trainer evaluates
+  it; otherwise rows are independent and `batch_size` of them run at once."""
   base = task.eval_noise if task.eval_noise is not None else NoiseConfig()
-  apply_fn = NoisyModelApply(task.model, base, task.transform)
-  variables = {"params": state.params, "model_state": state.model_state, "stats": task.stats_device}
   tokens = task.splits.test.arrays[task.input_key]
   targets = task.splits.test.arrays[task.label_key]
-  batch = settings["batch_size"] or task.eval_batch_size
+  carried = "carry" in state.model_state
+  batch = task.eval_batch_size if carried else (settings["batch_size"] or task.eval_batch_size)
+  if carried and len(tokens) % batch:
+    raise ValueError(f"mc_perplexity: {len(tokens)} test rows are not whole blocks of "
+                     f"eval_batch_size={batch} streams")
+  zero = jax.tree.map(lambda c: jnp.zeros((batch,) + c.shape[1:], c.dtype),
+                      state.model_state.get("carry", {}))
 
   @jax.jit
-  def nll_sum(variables, x, y, snr, k):
-    logits = apply_fn(variables, x, snr, k)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).sum()
+  def nll_sum(carry, x, y, snr, k):
+    model = task.model.clone(noise=base.replace(snr_db=snr, snr_db_range=None))
+    variables = {"params": state.params, **state.model_state}
+    if carried:
+      variables["carry"] = carry
+    rngs = {"noise": k, "dropout": jax.random.fold_in(k, 1)}
+    logits, updates = model.apply(variables, task.transform(task.stats_device, x), train=False,
+                                  rngs=rngs, mutable=["carry"] if carried else [])
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, y).sum()
+    return nll, updates.get("carry", carry)
 
   snrs = [float(s) for s in settings["snrs_db"]]
   ppl = np.zeros((len(snrs), settings["num_draws"]))
   for i, snr in enumerate(snrs):
     for d in range(settings["num_draws"]):
-      total = 0.0
+      total, carry = 0.0, zero
       for b, start in enumerate(range(0, len(tokens), batch)):
         k = jax.random.fold_in(jax.random.fold_in(key, d), b)
-        total += float(nll_sum(variables, tokens[start:start + batch], targets[start:start + batch],
-                               jnp.float32(snr), k))
+        nll, carry = nll_sum(carry, tokens[start:start + batch], targets[start:start + batch],
+                             jnp.float32(snr), k)
+        total += float(nll)
       ppl[i, d] = math.exp(total / targets.size)
-  with open(os.path.join(task.workdir, settings["output"]), "w") as f:
+  path = os.path.join(task.workdir, settings["output"])
+  with open(path + ".tmp", "w") as f:
     json.dump({"snrs_db": [str(s) for s in snrs], "perplexity": ppl.tolist()}, f)
+  os.replace(path + ".tmp", path)
   return {f"snr_{s:g}/mean": float(p) for s, p in zip(snrs, ppl.mean(1))}
 
 
@@ -75,8 +93,8 @@ def run_one(task: str, cell: str, train_snr: float, args) -> dict:
     out_file = "montecarlo.json"
   else:
     config = dni_ptb.get_config("quick")  # Adam: far lower perplexity than SGD in a few hundred steps
-    # 20 test streams keep 99.4% of the test tokens (81,900 of 82,430) as 2,340 rows of 35; rows
-    # are independent here (state reset per row), so Monte Carlo evaluates 468 rows at a time.
+    # 20 test streams keep 99.4% of the test tokens (81,900 of 82,430) as 2,340 rows of 35, run
+    # 20 streams at a time with the LSTM state carried from row block to row block.
     config.data.eval_batch_size = 20
     config.evals = ("mc_perplexity",)
     config.mc_perplexity = {"snrs_db": EVAL_SNRS, "num_draws": args.draws, "batch_size": 468}

@@ -1,7 +1,9 @@
 """Batching: deterministic shuffling from (seed, epoch), per-process slices, padded eval batches.
 
 The batch of training step `s` is a pure function of (seed, s), so a run resumed at step `s` sees
-exactly the batches an uninterrupted run would.
+exactly the batches an uninterrupted run would. `order='sequential'` skips the shuffle: step k of
+every epoch takes rows [k*B, (k+1)*B), which is what truncated BPTT with a carried state needs (the
+PTB rows are laid out so that row b of block k+1 continues row b of block k).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ class TrainBatches:
   """Training batches indexed by step: `batches[step]` -> this process's slice of the global batch."""
 
   def __init__(self, ds: ArrayDataset, batch_size: int, seed: int, *, process_index: int = 0,
-               process_count: int = 1, augment: dict | None = None):
-    """`augment`: keyword arguments of `augment_images` (crop_padding, flip, resized_crop_min_scale)."""
+               process_count: int = 1, augment: dict | None = None, order: str = "shuffled"):
+    """`augment`: keyword arguments of `augment_images` (crop_padding, flip, resized_crop_min_scale).
+    `order`: 'shuffled' or 'sequential' (see the module docstring)."""
+    if order not in ("shuffled", "sequential"):
+      raise ValueError(f"unknown batch order {order!r}; expected 'shuffled' or 'sequential'")
     if batch_size <= 0 or batch_size % process_count:
       raise ValueError(f"batch_size {batch_size} must be positive and divisible by the "
                        f"{process_count} processes")
@@ -31,13 +36,15 @@ class TrainBatches:
     self.process_index, self.process_count = process_index, process_count
     self.augment = {k: v for k, v in (augment or {}).items() if v}  # only what is switched on
     self.steps_per_epoch = len(ds) // batch_size  # the remainder is dropped, reshuffled next epoch
+    self.order = order
     self._epoch, self._perm = -1, None
 
   def __getitem__(self, step: int) -> dict[str, np.ndarray]:
     epoch, i = divmod(step, self.steps_per_epoch)
     if epoch != self._epoch:
       self._epoch = epoch
-      self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.ds))
+      self._perm = (np.arange(len(self.ds)) if self.order == "sequential"
+                    else np.random.default_rng([self.seed, epoch]).permutation(len(self.ds)))
     local = self.batch_size // self.process_count
     start = i * self.batch_size + self.process_index * local
     batch = self.ds[np.sort(self._perm[start:start + local])]

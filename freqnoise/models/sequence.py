@@ -5,8 +5,14 @@
 
 Every recurrent product and the output layer are analog products; `noise.layers` picks which
 (products are counted layer by layer: recurrent layer l is product l, the output layer is last).
-The embedding is a table lookup, not a matrix product, so it is never noisy. The initial state is
-zero at the start of every batch (no state is carried across truncated-BPTT batches).
+The embedding is a table lookup, not a matrix product, so it is never noisy.
+
+State across truncated-BPTT batches: by default every batch starts from a zero state. With
+`lstm_lm(carry_state=True)` the final (c, h) of each layer is kept in the `carry` variable
+collection and is the next call's initial state (Zaremba et al.'s training), so row b of batch k+1
+must continue row b of batch k: train with `config.data.order = 'sequential'`. The trainer resets
+the carry at every epoch start and evaluates from a zero carry threaded through the split in order.
+No gradient flows into the carried state (it enters as a constant).
 """
 
 from __future__ import annotations
@@ -91,6 +97,8 @@ class LSTMLanguageModel(nn.Module):
     init_scale: embedding and softmax weights are uniform in [-init_scale, init_scale]; the LSTM
       weights keep the cells' Flax defaults (LeCun-normal input, orthogonal recurrent kernels).
     cell: recurrent cell ('lstm' normally; 'rnn'/'gru' for comparisons).
+    carry_state: keep each layer's final state in the `carry` collection and start the next call
+      from it (see the module docstring); the collection's batch size is fixed at init.
     noise: analog noise of every product (None = noiseless).
   Input int tokens [B, T], output logits [B, T, V].
   """
@@ -103,6 +111,7 @@ class LSTMLanguageModel(nn.Module):
   tie_weights: bool = False
   init_scale: float = 0.1
   cell: str = "lstm"
+  carry_state: bool = False
   noise: NoiseConfig | None = None
 
   @nn.compact
@@ -120,7 +129,18 @@ class LSTMLanguageModel(nn.Module):
     for layer in range(self.num_layers):
       scan = RecurrentScan(self.cell, self.hidden, noise=noise_for_layer(self.noise, layer, count),
                            name=f"lstm{layer}")
-      _, x = scan(x)
+      if not self.carry_state:
+        _, x = scan(x)
+      else:
+        zeros = CELLS[self.cell](self.hidden, parent=None).initial_carry(x)
+        state = self.variable("carry", f"layer{layer}", lambda z=zeros: z)
+        if jax.tree.leaves(state.value)[0].shape != jax.tree.leaves(zeros)[0].shape:
+          raise ValueError(f"lstm_lm carry_state: the carried state has batch size "
+                           f"{jax.tree.leaves(state.value)[0].shape[0]} but this batch has "
+                           f"{tokens.shape[0]}; the carry collection is sized at init")
+        final, x = scan(x, jax.lax.stop_gradient(state.value))
+        if self.is_mutable_collection("carry") and not self.is_initializing():
+          state.value = final
       x = drop(x)
     out_noise = noise_for_layer(self.noise, count - 1, count)
     if not self.tie_weights:
