@@ -200,68 +200,6 @@ def test_merged_output_noise_has_the_summed_variance_of_both_products():
   np.testing.assert_allclose(noise.var(), want, rtol=0.03)
 
 
-def test_pre_drawn_noise_matches_numpy_lstm_with_that_noise():
-  """`eps` (what RecurrentScan hands each step) replaces the cell's own draw: the LSTM with
-  pre-activation noise sqrt((P_i + P_h) / 10^(SNR/10)) * eps, P per gate block per example."""
-  snr_db = 2.0
-  cell = NoisyLSTMCell(H, noise=NoiseConfig(snr_db=snr_db))
-  x = np.asarray(jax.random.normal(jax.random.key(1), (B, F)), np.float64)
-  c0 = np.asarray(jax.random.normal(jax.random.key(2), (B, H)), np.float64)
-  h0 = np.asarray(jax.random.normal(jax.random.key(3), (B, H)), np.float64)
-  eps = np.asarray(jax.random.normal(jax.random.key(4), (B, 4 * H)), np.float64)
-  variables = cell.init(jax.random.key(0), (c0, h0), x)
-  p = {k: np.asarray(v, np.float64) for k, v in variables["params"].items()}
-  p["bias"] = 0.1 * np.arange(4 * H)
-  (c1, h1), _ = cell.apply({"params": p}, (c0, h0), x, eps)  # no 'noise' rng needed
-  y_i, y_h = x @ p["input_kernel"], h0 @ p["recurrent_kernel"]
-  power = lambda y: np.repeat(np.mean(np.square(y.reshape(B, 4, H)), -1), H, axis=-1)
-  z = y_i + y_h + p["bias"] + np.sqrt((power(y_i) + power(y_h)) / 10 ** (snr_db / 10)) * eps
-  i, f, g, o = np.split(z, 4, -1)
-  want_c = _sigmoid(f) * c0 + _sigmoid(i) * np.tanh(g)
-  np.testing.assert_allclose(c1, want_c, atol=1e-5, rtol=0)
-  np.testing.assert_allclose(h1, _sigmoid(o) * np.tanh(want_c), atol=1e-5, rtol=0)
-  with pytest.raises(ValueError, match="eps"):  # wrong shape
-    cell.apply({"params": p}, (c0, h0), x, eps[:, :H])
-  with pytest.raises(ValueError, match="eps"):  # no output noise to replace
-    NoisyLSTMCell(H).apply({"params": p}, (c0, h0), x, eps)
-
-
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
-def test_recurrent_scan_draws_noise_once_for_all_steps(cell):
-  """With merged output noise RecurrentScan makes one standard-normal draw of [T, B, G*H] before
-  the scan (the cells draw nothing themselves), and its outputs equal an unrolled loop of the cell
-  fed those slices."""
-  from freqnoise.analog import recurrent
-  noise = NoiseConfig(snr_db=0.0)
-  model, variables, x = _init(cell, noise=noise)
-  calls = []
-  original = recurrent.standard_normal
-
-  def spy(key, shape):
-    calls.append(shape)
-    return original(key, shape)
-
-  recurrent.standard_normal = spy
-  try:
-    _, ys = model.apply(variables, x, rngs={"noise": jax.random.key(5)})
-  finally:
-    recurrent.standard_normal = original
-  groups = recurrent.CELLS[cell].groups
-  assert calls == [(T, B, groups * H)]
-  eps = []
-  recurrent.standard_normal = lambda key, shape: eps.append(original(key, shape)) or eps[-1]
-  try:
-    model.apply(variables, x, rngs={"noise": jax.random.key(5)})
-  finally:
-    recurrent.standard_normal = original
-  step_cell = recurrent.CELLS[cell](H, noise=noise)
-  carry, loop = step_cell.initial_carry(x), []
-  for t in range(T):
-    carry, y = step_cell.apply({"params": variables["params"]["cell"]}, carry, x[:, t], eps[0][t])
-    loop.append(y)
-  np.testing.assert_allclose(ys, np.stack(loop, 1), atol=1e-6, rtol=0)
-
-
 def test_grouped_product_power_is_per_gate():
   """Per-example power is each gate block's own mean square, not the fused row's."""
   x = jnp.ones((2000, 1))

@@ -1,10 +1,8 @@
 """Train-step time of our noisy LSTM (noise off / on) vs Flax's own LSTM cells and PyTorch nn.LSTM.
 
-Every JAX variant is the same program: one LSTM layer under `nn.scan` (params broadcast, `noise`
-rng split per step), a Dense readout of the last state, softmax cross-entropy, Adam, one jitted
-step; only the cell differs. Ours runs as users run it, through `RecurrentScan` (the same `nn.scan`
-around our cell; with noise on it also draws all steps' merged noise in one call before the scan),
-and once more through a bare `nn.scan` of our cell (noise drawn inside every step) for comparison. PyTorch runs nn.LSTM (batch_first) + Linear + Adam with the same
+Every JAX variant is the same program: one LSTM layer under the same `nn.scan` (params broadcast,
+`noise` rng split per step), a Dense readout of the last state, softmax cross-entropy, Adam, one
+jitted step; only the cell differs. PyTorch runs nn.LSTM (batch_first) + Linear + Adam with the same
 thread count. Timing: median over `--steps` steps after `--warmup` steps, `block_until_ready` on the
 new params (JAX) — wall-clock per train step in milliseconds. The JAX variants are timed
 round-robin (one step of each in turn) so that load from other processes hits them alike.
@@ -28,7 +26,7 @@ import numpy as np
 import optax
 
 from freqnoise.analog.noise import NoiseConfig
-from freqnoise.analog.recurrent import NoisyLSTMCell, RecurrentScan
+from freqnoise.analog.recurrent import NoisyLSTMCell
 
 
 class ScanLSTMClassifier(nn.Module):
@@ -48,26 +46,9 @@ class ScanLSTMClassifier(nn.Module):
     return nn.Dense(self.num_classes)(h)
 
 
-class RecurrentScanClassifier(nn.Module):
-  """Our LSTM layer as the library's models use it (`RecurrentScan`) + Dense readout."""
-
-  noise: NoiseConfig | None
-  hidden: int
-  num_classes: int = 10
-
-  @nn.compact
-  def __call__(self, x):
-    (_, h), _ = RecurrentScan("lstm", self.hidden, noise=self.noise, name="lstm")(x)
-    return nn.Dense(self.num_classes)(h)
-
-
 def jax_train_step(cell, batch, seq_len, features, hidden):
-  """A compiled train step and a closure running one step. `cell` = (cell class, kwargs) under a
-  bare nn.scan, or ("RecurrentScan", {"noise": ...})."""
-  if cell[0] == "RecurrentScan":
-    model = RecurrentScanClassifier(cell[1]["noise"], hidden)
-  else:
-    model = ScanLSTMClassifier(cell[0], tuple(cell[1].items()), hidden)
+  """A compiled train step of `cell` = (cell class, kwargs) and a closure running one step."""
+  model = ScanLSTMClassifier(cell[0], tuple(cell[1].items()), hidden)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.random((batch, seq_len, features), np.float32))
   y = jnp.asarray(rng.integers(0, 10, batch))
@@ -138,9 +119,8 @@ def main():
   variants = {
       "flax OptimizedLSTMCell": (nn.OptimizedLSTMCell, {}),
       "flax LSTMCell": (nn.LSTMCell, {}),
-      "ours, noise off": ("RecurrentScan", {"noise": None}),
-      f"ours, noise on ({args.snr_db:g} dB)": ("RecurrentScan", {"noise": noise_on}),
-      f"ours, noise on ({args.snr_db:g} dB), drawn per step": (NoisyLSTMCell, {"noise": noise_on}),
+      "ours, noise off": (NoisyLSTMCell, {"noise": None}),
+      f"ours, noise on ({args.snr_db:g} dB)": (NoisyLSTMCell, {"noise": noise_on}),
   }
   threads = len(os.sched_getaffinity(0))
   lines = [f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {platform.processor() or 'cpu'}, "

@@ -9,12 +9,9 @@ square over that gate's H units, and additive weight noise scales with that gate
 In the RNN and LSTM the two products of a gate are only ever summed, so their independent output
 noises are drawn as one Gaussian with the summed variance (exactly the same distribution, half the
 random numbers); the GRU, and any cell with an ADC quantizer, draws each product's noise separately.
-Noise is fresh at every time step, for every sequence and every product. A cell called on its own
-draws it at every call (from the `noise` stream, which `nn.scan` splits per step). `RecurrentScan`
-instead draws the standard normals of the merged RNN/LSTM noise for all T steps in one call before
-the scan and hands step t its slice (`eps`): the same distribution, and on CPU one bulk draw costs
-about a third of T per-step draws inside the loop (XLA parallelises the large draw; see
-experiments/benchmarks/RESULTS.md). With `noise=None` (or a statically-off config) and no quantizers
+Noise is drawn at every call of a cell, i.e. at every time step when the cell runs inside
+`nn.scan` with `split_rngs={'noise': True}` (as `RecurrentScan` does): fresh noise per step,
+per sequence and per product. With `noise=None` (or a statically-off config) and no quantizers
 the cells compute exactly Flax's `nn.SimpleCell`, `nn.OptimizedLSTMCell` (= `nn.LSTMCell`) and
 `nn.GRUCell` gate math:
 
@@ -111,14 +108,7 @@ class _NoisyCell(nn.Module):
   # variance, drawn once per step (same distribution, half the random numbers).
   sums_products = True
 
-  @classmethod
-  def merges_noise(cls, noise: NoiseConfig | None, output_quantizer: Quantizer = None) -> bool:
-    """True when the cell draws one merged Gaussian per gate output per step (see module doc)."""
-    return (noise is not None and not noise.statically_off and cls.sums_products
-            and noise.kind == "output" and output_quantizer is None)
-
-  def _products(self, x: jax.Array, h: jax.Array,
-                eps: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  def _products(self, x: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
     if self.noise is not None and not isinstance(self.noise, NoiseConfig):
       raise TypeError(f"{type(self).__name__}.noise must be a NoiseConfig or None, got "
                       f"{type(self.noise).__name__}")
@@ -129,13 +119,9 @@ class _NoisyCell(nn.Module):
                      (self.features, width), jnp.float32)
     noise = self.noise
     noisy = noise is not None and not noise.statically_off
-    merge = self.merges_noise(noise, self.output_quantizer)
-    if eps is not None and (not merge or eps.shape != (*h.shape[:-1], width)):
-      raise ValueError(f"{type(self).__name__}: eps (pre-drawn merged output noise) needs output "
-                       f"noise on a cell that sums its products and eps of shape "
-                       f"{(*h.shape[:-1], width)}, got {None if eps is None else eps.shape}")
-    needs_key = noisy and (eps is None or noise.weight_noise != "none")
-    key_i, key_h, key_n = jax.random.split(self.make_rng("noise"), 3) if needs_key else (None,) * 3
+    key_i, key_h, key_n = jax.random.split(self.make_rng("noise"), 3) if noisy else (None,) * 3
+    merge = (noisy and self.sums_products and noise.kind == "output"
+             and self.output_quantizer is None)
     product_noise = noise.replace(kind="none") if merge else noise  # weight noise stays per product
     y_i = grouped_analog_product(key_i, x, w_i, product_noise, self.groups,
                                  self.input_quantizer, self.output_quantizer)
@@ -144,8 +130,7 @@ class _NoisyCell(nn.Module):
     if merge:
       variance = (_output_noise_variance(y_i, noise, self.groups)
                   + _output_noise_variance(y_h, noise, self.groups))
-      if eps is None:
-        eps = standard_normal(key_n, y_h.shape)
+      eps = standard_normal(key_n, y_h.shape)  # non-partitionable Threefry on one device
       # The floor keeps d sqrt finite at zero power when the gradient flows through it.
       std = jnp.sqrt(jnp.maximum(variance, 1e-30)) if noise.power_gradient else jnp.sqrt(variance)
       y_h = y_h + (std * eps).astype(y_h.dtype)
@@ -175,9 +160,8 @@ class NoisyRNNCell(_NoisyCell):
   groups = 1
 
   @nn.compact
-  def __call__(self, h: jax.Array, x: jax.Array,
-               eps: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    y_i, y_h = self._products(x, h, eps)
+  def __call__(self, h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    y_i, y_h = self._products(x, h)
     b = self.param("bias", self.bias_init, (self.features,), jnp.float32)
     new_h = jnp.tanh(y_i + y_h + b)
     return new_h, new_h
@@ -189,10 +173,9 @@ class NoisyLSTMCell(_NoisyCell):
   groups = 4
 
   @nn.compact
-  def __call__(self, carry: tuple[jax.Array, jax.Array], x: jax.Array,
-               eps: jax.Array | None = None):
+  def __call__(self, carry: tuple[jax.Array, jax.Array], x: jax.Array):
     c, h = carry
-    y_i, y_h = self._products(x, h, eps)
+    y_i, y_h = self._products(x, h)
     b = self.param("bias", self.bias_init, (4 * self.features,), jnp.float32)
     i, f, g, o = jnp.split(y_i + y_h + b, 4, axis=-1)
     new_c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
@@ -249,21 +232,10 @@ class RecurrentScan(nn.Module):
       raise ValueError(f"unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
     if x.ndim != 3:
       raise ValueError(f"RecurrentScan expects inputs [batch, time, features], got {x.shape}")
-    cell_cls = CELLS[self.cell]
-    if self.noise is not None and not isinstance(self.noise, NoiseConfig):
-      raise TypeError(f"RecurrentScan.noise must be a NoiseConfig or None, got "
-                      f"{type(self.noise).__name__}")
+    scan = nn.scan(CELLS[self.cell], variable_broadcast="params",
+                   split_rngs={"params": False, "noise": True}, in_axes=1, out_axes=1)
+    cell = scan(self.features, noise=self.noise, input_quantizer=self.input_quantizer,
+                output_quantizer=self.output_quantizer, name="cell")
     if carry is None:
-      carry = cell_cls(self.features, parent=None).initial_carry(x)
-    kwargs = dict(noise=self.noise, input_quantizer=self.input_quantizer,
-                  output_quantizer=self.output_quantizer, name="cell")
-    if not cell_cls.merges_noise(self.noise, self.output_quantizer):
-      scan = nn.scan(cell_cls, variable_broadcast="params",
-                     split_rngs={"params": False, "noise": True}, in_axes=1, out_axes=1)
-      return scan(self.features, **kwargs)(carry, x)
-    # One bulk draw of every step's merged noise, time-major so step t reads a contiguous slice.
-    eps = standard_normal(self.make_rng("noise"),
-                          (x.shape[1], x.shape[0], cell_cls.groups * self.features))
-    scan = nn.scan(cell_cls, variable_broadcast="params",
-                   split_rngs={"params": False, "noise": True}, in_axes=(1, 0), out_axes=1)
-    return scan(self.features, **kwargs)(carry, x, eps)
+      carry = CELLS[self.cell](self.features, parent=None).initial_carry(x)
+    return cell(carry, x)
