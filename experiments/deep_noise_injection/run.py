@@ -106,6 +106,7 @@ def run_one(task: str, cell: str, train_snr: float, args) -> dict:
   config.tensorboard = False
   config.train_noise.snr_db = train_snr
   config.train_noise.power_gradient = args.power_gradient
+  config.train_noise.layers = config.eval_noise.layers = args.layers
   done = os.path.join(workdir, "final_metrics.json")
   if not (os.path.isfile(done) and os.path.isfile(os.path.join(workdir, out_file))):
     train_and_evaluate(config, workdir)
@@ -129,7 +130,8 @@ def report(task: str, runs: list[dict], args) -> None:
   metric = "accuracy" if task == "seqmnist" else "perplexity"
   header = " | ".join(("∞" if math.isinf(s) else f"{s:g}") for s in EVAL_SNRS)
   lines = [f"# Deep Noise Injection, {task}: test {metric} (mean over {args.draws} noise draws) "
-           f"vs eval SNR (dB); {runs[0]['steps']} train steps per run\n"]
+           f"vs eval SNR (dB); {runs[0]['steps']} train steps per run"
+           + (f"; analog products: {args.layers}" if args.layers != "all" else "") + "\n"]
   fig, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 3.8), squeeze=False)
   for ax, cell in zip(axes[0], cells):
     lines += [f"\n## {cell.upper()}\n", f"| train SNR | {header} | spread, all | spread, ≥ 5 dB | train s |",
@@ -185,6 +187,9 @@ def main():
   parser.add_argument("--power_gradient", action="store_true",
                       help="train with the gradient through the noise power (NoiseConfig)")
   parser.add_argument("--tag", default="", help="suffix of run folders and result files")
+  parser.add_argument("--layers", default="all",
+                      help="which products are analog in training and evaluation: all, "
+                           "all_but_last (e.g. keep the LM's softmax layer digital), ...")
   args = parser.parse_args()
   cells = args.cells.split(",") if args.cells else (["rnn", "lstm"] if args.task == "seqmnist"
                                                     else ["lstm"])
