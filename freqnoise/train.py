@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from freqnoise import sharding
-from freqnoise.analog.noise import noise_from_config, sample_training_noise
+from freqnoise.analog.noise import NoiseConfig, noise_from_config, sample_training_noise
 from freqnoise.checkpoint import Checkpointer
 from freqnoise.data import Splits, load_splits
 from freqnoise.data.pipeline import TrainBatches, eval_batches, prefetch
@@ -112,6 +112,9 @@ class Task:
     self.transform = build_transform(config.get("input"))
     self.train_noise = noise_from_config(config.get("train_noise"))
     self.eval_noise = noise_from_config(config.get("eval_noise"))
+    # The eval noise's kind / power / layers even when its SNR is inf: the SNR-sweeping evaluators
+    # (montecarlo) take the SNR from their grid and everything else from here.
+    self.eval_noise_spec = noise_from_config(config.get("eval_noise"), keep_off=True) or NoiseConfig()
     self.order = config.data.get("order", "shuffled")
     if self.order not in ORDERS:
       raise ValueError(f"unknown config.data.order {self.order!r}; expected one of "

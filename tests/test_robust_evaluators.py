@@ -80,3 +80,20 @@ def test_bad_evaluator_settings_fail_before_training(tmp_path, field, value, mat
   with pytest.raises(ValueError, match=match):
     train_and_evaluate(c, str(workdir))
   assert not workdir.exists()  # nothing was trained, loaded or written
+
+
+def test_montecarlo_keeps_eval_noise_layers_when_its_own_snr_is_inf(tmp_path):
+  """The grid sets the SNR; kind / power / layers come from config.eval_noise even when that block
+  is noiseless (snr_db = inf) -- it used to fall back to 'all' layers."""
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(_config(), workdir)
+
+  def run(snr_db, layers):
+    config = load_run_config(workdir)
+    config.eval_noise.snr_db, config.eval_noise.layers = snr_db, layers
+    config.montecarlo.snrs_db, config.montecarlo.output = "0", ""
+    return evaluate_run(config, workdir)
+
+  off_but_last = run(math.inf, "all_but_last")
+  assert off_but_last == run(5.0, "all_but_last")
+  assert off_but_last != run(5.0, "all")

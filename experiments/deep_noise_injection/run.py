@@ -26,7 +26,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from configs import dni_ptb, dni_seqmnist  # noqa: E402
-from freqnoise.analog.noise import NoiseConfig  # noqa: E402
 from freqnoise.robust.evaluators import register_evaluator  # noqa: E402
 from freqnoise.train import train_and_evaluate  # noqa: E402
 
@@ -43,7 +42,7 @@ def mc_perplexity(task, state, key, settings):
   A model that carries its LSTM state across batches (`carry_state`) is run over the test rows in
   stream order, `eval_batch_size` streams at a time, from a zero state, as the trainer evaluates
   it; otherwise rows are independent and `batch_size` of them run at once."""
-  base = task.eval_noise if task.eval_noise is not None else NoiseConfig()
+  base = task.eval_noise_spec  # kind / power / layers of config.eval_noise, even at SNR inf
   tokens = task.splits.test.arrays[task.input_key]
   targets = task.splits.test.arrays[task.label_key]
   carried = "carry" in state.model_state

@@ -110,11 +110,14 @@ def _check_number(name: str, value, *, allow_inf: bool) -> None:
       raise ValueError(f"noise {name} must be finite{' or +inf' if allow_inf else ''}, got {value}")
 
 
-def noise_from_config(cfg: ml_collections.ConfigDict | dict | None) -> NoiseConfig | None:
+def noise_from_config(cfg: ml_collections.ConfigDict | dict | None, *,
+                      keep_off: bool = False) -> NoiseConfig | None:
   """Builds a `NoiseConfig` from a config block (`config.train_noise` / `config.eval_noise`).
 
-  Returns None (plain, noiseless layers) when `cfg` is None or empty or turns every kind of noise
-  off. Raises ValueError/TypeError naming the bad field.
+  Returns None (plain, noiseless layers) when `cfg` is None or empty or, unless `keep_off`, turns
+  every kind of noise off. `keep_off=True` keeps such a config: evaluators that sweep the SNR need
+  its kind / power / layers even when its own SNR is inf. Raises ValueError/TypeError naming the
+  bad field.
   """
   if cfg is None:
     return None
@@ -134,7 +137,7 @@ def noise_from_config(cfg: ml_collections.ConfigDict | dict | None) -> NoiseConf
   if fields.get("snr_db_range") is not None:
     fields["snr_db_range"] = tuple(fields["snr_db_range"])
   noise = NoiseConfig(**fields)
-  return None if noise.statically_off else noise
+  return None if noise.statically_off and not keep_off else noise
 
 
 def noise_for_layer(noise: NoiseConfig | None, index: int, count: int) -> NoiseConfig | None:

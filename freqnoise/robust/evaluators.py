@@ -191,7 +191,7 @@ def montecarlo(task, state, key, settings: dict) -> dict[str, float]:
                      "carries its recurrent state across batches (carry_state); evaluate it with "
                      "a sequential evaluator such as experiments/deep_noise_injection's "
                      "mc_perplexity")
-  base = task.eval_noise if task.eval_noise is not None else NoiseConfig()
+  base = task.eval_noise_spec  # kind / power / layers of config.eval_noise, even at SNR inf
   snrs = _snr_grid(settings, task.eval_noise)
   split = getattr(task.splits, settings["split"], None)
   if split is None:
