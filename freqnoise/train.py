@@ -26,17 +26,15 @@ from freqnoise import sharding
 from freqnoise.analog.noise import NoiseConfig, noise_from_config, sample_training_noise
 from freqnoise.checkpoint import Checkpointer
 from freqnoise.data import Splits, load_splits
-from freqnoise.data.pipeline import TrainBatches, eval_batches, prefetch
+from freqnoise.data.pipeline import ORDERS, TrainBatches, eval_batches, prefetch
 from freqnoise.data.transforms import build_transform
 from freqnoise.metrics import MetricWriter, Progress
 from freqnoise.models import build_model
 from freqnoise.optim import build_optimizer
 
 STREAMS = ("params", "dropout", "noise", "gumbel")
-# Training batch order: 'shuffled' (a fresh permutation per epoch) or 'sequential' (row block k of
-# the split at step k of every epoch; what carrying recurrent state across batches needs).
-ORDERS = ("shuffled", "sequential")
-# A model's recurrent state carried across batches (e.g. lstm_lm(carry_state=True)).
+# The collection holding a model's recurrent state carried across batches (lstm_lm(carry_state=True)
+# writes it; config.data.order='sequential' feeds the batches it needs).
 CARRY = "carry"
 # Collections a model writes during a pass that are not state to carry over (see `loss_terms`).
 TRANSIENT_COLLECTIONS = ("losses", "intermediates")

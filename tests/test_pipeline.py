@@ -103,5 +103,5 @@ def test_sequential_order_takes_row_blocks_in_order_every_epoch():
       [0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3]]
   second = TrainBatches(ds, 4, seed=0, order="sequential", process_index=1, process_count=2)
   assert second[1]["x"].tolist() == [6, 7]
-  with pytest.raises(ValueError, match="unknown batch order 'random'"):
+  with pytest.raises(ValueError, match="unknown batch order 'random'; expected one of shuffled, sequential"):
     TrainBatches(ds, 4, seed=0, order="random")

@@ -18,6 +18,9 @@ from freqnoise.data.augment import augment_images
 from freqnoise.data.dataset import ArrayDataset
 
 
+ORDERS = ("shuffled", "sequential")  # training batch orders (see the module docstring)
+
+
 class TrainBatches:
   """Training batches indexed by step: `batches[step]` -> this process's slice of the global batch."""
 
@@ -25,8 +28,8 @@ class TrainBatches:
                process_count: int = 1, augment: dict | None = None, order: str = "shuffled"):
     """`augment`: keyword arguments of `augment_images` (crop_padding, flip, resized_crop_min_scale).
     `order`: 'shuffled' or 'sequential' (see the module docstring)."""
-    if order not in ("shuffled", "sequential"):
-      raise ValueError(f"unknown batch order {order!r}; expected 'shuffled' or 'sequential'")
+    if order not in ORDERS:
+      raise ValueError(f"unknown batch order {order!r}; expected one of {', '.join(ORDERS)}")
     if batch_size <= 0 or batch_size % process_count:
       raise ValueError(f"batch_size {batch_size} must be positive and divisible by the "
                        f"{process_count} processes")

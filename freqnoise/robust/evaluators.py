@@ -186,7 +186,8 @@ def result_from_json(data: dict) -> MCResult:
 def montecarlo(task, state, key, settings: dict) -> dict[str, float]:
   """accuracy[snr, draw] with `config.eval_noise` (its kind/power/layers; SNR from the grid) and
   majority / mean-probability voting over all draws. Returns flat scalars 'snr_X/mean' etc."""
-  if "carry" in state.model_state:
+  from freqnoise.train import CARRY
+  if CARRY in state.model_state:
     raise ValueError("the montecarlo evaluator treats examples as independent, but this model "
                      "carries its recurrent state across batches (carry_state); evaluate it with "
                      "a sequential evaluator such as experiments/deep_noise_injection's "
