@@ -120,7 +120,7 @@ class Task:
     if config.model.get("carry_state", False) and self.order != "sequential":
       raise ValueError("config.model.carry_state needs config.data.order = 'sequential' (a state "
                        "carried into a shuffled batch would continue the wrong rows)")
-    self.splits = splits if splits is not None else load_splits(config.data)
+    self.splits = splits if splits is not None else load_splits(config.data, seed=config.seed)
     for key in (self.input_key, self.label_key):
       if key not in self.splits.train.arrays:
         raise ValueError(f"data source {self.splits.name} has no field {key!r}; it has "
@@ -151,7 +151,7 @@ class Task:
     if os.path.isfile(path):
       with np.load(path) as z:
         return {k: z[k] for k in z.files}
-    stats = self.transform.fit(self.splits.train.arrays[self.input_key])
+    stats = self.transform.fit(self.splits.train.arrays[self.input_key], seed=self.config.seed)
     if jax.process_index() == 0:
       os.makedirs(self.workdir, exist_ok=True)
       fd, tmp = tempfile.mkstemp(dir=self.workdir, suffix=".npz.tmp")

@@ -42,7 +42,7 @@ def _load(args):
   from freqnoise.robust.evaluators import NoisyModelApply
   config = get_config("snr0")
   config.data.source = f"idx:{args.data}"
-  splits = load_splits(config.data)
+  splits = load_splits(config.data, seed=config.seed)
   images = splits.test.arrays["image"][:args.limit]
   labels = splits.test.arrays["label"][:args.limit]
   model = build_model(config.model, num_classes=10, noise=None)

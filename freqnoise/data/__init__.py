@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import ml_collections
 
-from freqnoise.data.dataset import ArrayDataset, Splits
+from freqnoise.data.dataset import ArrayDataset, Splits, sample_indices
 from freqnoise.data.sequences import SEQUENCE_SOURCES, load_sequence_splits
 from freqnoise.data.sources import load_image_splits
 
 
-def load_splits(cfg: ml_collections.ConfigDict) -> Splits:
-  """Loads `cfg.source`, then keeps the first `cfg.limit_train` / `cfg.limit_test` examples (0 = all)."""
+def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
+  """Loads `cfg.source`, then keeps `cfg.limit_train` / `cfg.limit_test` examples (0 = all).
+
+  A limit keeps a sample drawn with `seed` across the whole split (image folders are sorted by
+  class: a prefix would keep whole classes), in split order. With `cfg.order == 'sequential'`
+  (rows that continue each other, e.g. carried BPTT rows) it keeps the first rows instead.
+  """
   is_sequence = cfg.source.partition(":")[0] in SEQUENCE_SOURCES  # seq:..., ptb:DIR, strokes:DIR
   splits = load_sequence_splits(cfg) if is_sequence else load_image_splits(cfg)
   limit_train, limit_test = cfg.get("limit_train", 0), cfg.get("limit_test", 0)
   if limit_train or limit_test:
-    splits = Splits(splits.train.take(limit_train or len(splits.train)),
-                    splits.test.take(limit_test or len(splits.test)),
+    ordered = cfg.get("order", "shuffled") == "sequential"
+    keep = lambda ds, n, s: ds if not n else ds.take(n) if ordered else ds.sample(n, s)
+    splits = Splits(keep(splits.train, limit_train, seed), keep(splits.test, limit_test, seed + 1),
                     splits.num_classes, splits.name, splits.meta)
   return splits
 
 
-__all__ = ["ArrayDataset", "Splits", "load_splits"]
+__all__ = ["ArrayDataset", "Splits", "load_splits", "sample_indices"]

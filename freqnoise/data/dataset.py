@@ -28,7 +28,26 @@ class ArrayDataset:
     return {k: v[index] for k, v in self.arrays.items()}
 
   def take(self, n: int) -> "ArrayDataset":
+    """The first `n` examples (only for splits whose order matters, e.g. carried BPTT rows)."""
     return ArrayDataset({k: v[:n] for k, v in self.arrays.items()})
+
+  def sample(self, n: int, seed: int) -> "ArrayDataset":
+    """`n` examples drawn without replacement across the whole split, kept in split order.
+
+    Image folders are sorted by class, so a prefix would keep whole classes; a seeded sample
+    keeps the class mix of the split."""
+    index = sample_indices(len(self), n, seed)
+    return ArrayDataset({k: v[index] for k, v in self.arrays.items()})
+
+
+def sample_indices(total: int, n: int, seed: int) -> np.ndarray:
+  """Sorted indices of `min(n, total)` examples drawn without replacement from `total` with `seed`
+  (all of them, in order, when n >= total)."""
+  if n < 0 or total < 0:
+    raise ValueError(f"need n >= 0 and total >= 0, got n={n}, total={total}")
+  if n >= total:
+    return np.arange(total)
+  return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,7 +128,8 @@ def _register_sequence_transform():
     """Sequence inputs as they are: floats (already in [0, 1] or pen offsets) cast to float32,
     integer token ids passed through for an embedding. Nothing is fitted."""
 
-    def fit(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    def fit(self, inputs: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+      del seed
       if np.asarray(inputs).ndim < 2:
         raise ValueError(f"sequence inputs must be [N, T, ...], got shape {np.shape(inputs)}")
       return {}

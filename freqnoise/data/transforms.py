@@ -52,9 +52,17 @@ def _import_transform_modules() -> None:
         raise
 
 
-def _channel_moments(images: np.ndarray, scale: float, max_examples: int = 10_000):
-  """Per-channel mean and std of `images / scale` over (N, H, W), on at most `max_examples` images."""
-  x = np.asarray(images[:max_examples], np.float64) / scale
+def fit_sample(images: np.ndarray, max_examples: int, seed: int) -> np.ndarray:
+  """At most `max_examples` images drawn with `seed` across the whole split (never a prefix: image
+  folders are sorted by class, so a prefix would hold only the first classes)."""
+  from freqnoise.data.dataset import sample_indices
+  return images[sample_indices(len(images), max_examples, seed)]
+
+
+def _channel_moments(images: np.ndarray, scale: float, max_examples: int, seed: int):
+  """Per-channel mean and std of `images / scale` over (N, H, W), on a seeded sample of at most
+  `max_examples` images."""
+  x = np.asarray(fit_sample(images, max_examples, seed), np.float64) / scale
   axes = tuple(range(x.ndim - 1))
   return x.mean(axis=axes).astype(np.float32), np.maximum(x.std(axis=axes), 1e-6).astype(np.float32)
 
@@ -65,15 +73,18 @@ class SpatialTransform:
 
   Args:
     normalize: subtract the per-channel mean and divide by the std (else only scale to [0, 1]).
+    max_fit_examples: at most this many training images (a seeded sample) enter the statistics.
   """
 
-  def __init__(self, normalize: bool = True):
+  def __init__(self, normalize: bool = True, max_fit_examples: int = 10_000):
     self.normalize = normalize
+    self.max_fit_examples = max_fit_examples
 
-  def fit(self, images: np.ndarray) -> dict[str, np.ndarray]:
+  def fit(self, images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-channel mean/std over a seeded sample of at most `max_fit_examples` training images."""
     if images.ndim != 4:
       raise ValueError(f"spatial transform expects NHWC images, got shape {images.shape}")
-    mean, std = _channel_moments(images, 255.0)
+    mean, std = _channel_moments(images, 255.0, self.max_fit_examples, seed)
     if not self.normalize:
       mean, std = np.zeros_like(mean), np.ones_like(std)
     return {"mean": mean, "std": std}

@@ -17,7 +17,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from freqnoise.data.transforms import register_transform
+from freqnoise.data.transforms import fit_sample, register_transform
 from freqnoise.freq import dct, selection
 
 
@@ -30,7 +30,7 @@ class DCTTransform:
     chroma: '444' or '420' (see `freqnoise.freq.dct`).
     pad: replicate the border up to a multiple of 8 (16 for '420') instead of raising.
     normalize: subtract the training mean and divide by the training std per channel.
-    max_fit_examples: at most this many training images enter the statistics.
+    max_fit_examples: at most this many training images (a seeded sample) enter the statistics.
   """
 
   def __init__(self, channels: int | Sequence[int] = 192, chroma: str = "444", pad: bool = False,
@@ -55,11 +55,12 @@ class DCTTransform:
       return coeffs
     return coeffs[..., self.channels]
 
-  def fit(self, images: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Per-channel mean/std (float32 `[C]`) of the selected coefficients over the training images."""
+  def fit(self, images: np.ndarray, seed: int = 0, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Per-channel mean/std (float32 `[C]`) of the selected coefficients over a seeded sample of at
+    most `max_fit_examples` training images."""
     if images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"dct transform expects RGB NHWC images, got shape {images.shape}")
-    images = images[:self.max_fit_examples]
+    images = fit_sample(images, self.max_fit_examples, seed)
     fn = jax.jit(self.coefficients)
     total = np.zeros(self.num_channels, np.float64)
     total_sq = np.zeros(self.num_channels, np.float64)
