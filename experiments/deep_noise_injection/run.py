@@ -31,7 +31,7 @@ from freqnoise.train import train_and_evaluate  # noqa: E402
 
 TRAIN_SNRS = (math.inf, 20.0, 10.0, 5.0, 0.0)
 EVAL_SNRS = (-5.0, 0.0, 5.0, 10.0, 20.0, math.inf)
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")  # where report() writes
 
 
 @register_evaluator("mc_perplexity", {"snrs_db": (), "num_draws": 4, "batch_size": 0,

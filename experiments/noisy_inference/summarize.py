@@ -3,8 +3,8 @@
     python experiments/noisy_inference/summarize.py /tmp/noisy/mnist --name mnist
 
 Prints a markdown table (mean single-pass accuracy ± std over draws, and mean-prob / majority
-voting over all draws, in %) and writes <name>_acc_vs_snr.png and <name>_acc_vs_k.png next to this
-script.
+voting over all draws, in %) and writes <name>_acc_vs_snr.png and <name>_acc_vs_k.png into --out
+(default: results/ next to this script).
 """
 
 from __future__ import annotations
@@ -57,12 +57,13 @@ def main():
   p.add_argument("folder")
   p.add_argument("--name", default="mnist")
   p.add_argument("--k_snr", type=float, default=0.0, help="eval SNR of the accuracy-vs-K plot")
+  p.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the figures")
   args = p.parse_args()
   runs = load_runs(args.folder)
   print(table(runs))
-  plot_accuracy_vs_snr(runs, os.path.join(HERE, f"{args.name}_acc_vs_snr.png"),
+  plot_accuracy_vs_snr(runs, os.path.join(args.out, f"{args.name}_acc_vs_snr.png"),
                        title=f"{args.name}: accuracy vs eval SNR")
-  plot_accuracy_vs_k(runs, args.k_snr, os.path.join(HERE, f"{args.name}_acc_vs_k.png"),
+  plot_accuracy_vs_k(runs, args.k_snr, os.path.join(args.out, f"{args.name}_acc_vs_k.png"),
                      title=f"{args.name}: voting at {args.k_snr:g} dB")
 
 
