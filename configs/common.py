@@ -1,9 +1,72 @@
 """Defaults shared by every experiment config; each config overrides what it changes.
 
-Every field is commented here once; configs comment only the values they set.
+Every field is commented here once; configs comment only the values they set. Config arguments
+(`--config=configs/X.py:ARG`) are parsed one way, by `parse_arg`.
 """
 
+import math
+
 import ml_collections
+
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+
+
+def _describe(spec: dict) -> str:
+  return ", ".join(f"{k} ({type(v).__name__}, default {v!r})" for k, v in spec.items())
+
+
+def _convert(key: str, text: str | None, default, spec: dict):
+  """`text` (None for a bare `key`) as the type of `default`."""
+  kind = type(default)
+  if kind not in (bool, int, float, str):
+    raise TypeError(f"config argument {key!r}: default {default!r} must be bool, int, float or str")
+  if kind is bool:
+    word = "true" if text is None else text.lower()
+    if word in _TRUE + _FALSE:
+      return word in _TRUE
+  elif text is None:
+    raise ValueError(f"config argument {key!r} needs a value ({key}=...); known keys: "
+                     f"{_describe(spec)}")
+  else:
+    try:
+      return kind(text)  # float() reads inf and -inf
+    except ValueError:
+      pass
+  raise ValueError(f"config argument {key}={text!r} cannot be read as {kind.__name__}; known keys: "
+                   f"{_describe(spec)}")
+
+
+def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
+  """The config argument `arg` (after the ':' of `--config=configs/X.py:ARG`) as a ConfigDict.
+
+  `arg` is comma-separated `key=value` tokens; a bare `key` means `key=True`. Every key must be in
+  `spec`, whose values are the defaults; a value is converted to its default's type (bool accepts
+  true/false/1/0, float accepts inf). Example: `parse_arg("snr=inf,tiny", snr=0.0, tiny=False)`
+  -> `{snr: inf, tiny: True}`. Unknown or repeated keys and unconvertible values raise ValueError
+  naming the key and listing the known ones.
+  """
+  args = ml_collections.ConfigDict(spec)
+  seen = set()
+  for token in (arg or "").split(","):
+    token = token.strip()
+    if not token:
+      continue
+    key, eq, value = token.partition("=")
+    key = key.strip()
+    if key not in spec:
+      raise ValueError(f"unknown config argument {key!r} in {arg!r}; known keys: {_describe(spec)}")
+    if key in seen:
+      raise ValueError(f"config argument {key!r} given twice in {arg!r}")
+    seen.add(key)
+    args[key] = _convert(key, value.strip() if eq else None, spec[key], spec)
+  return args
+
+
+def check_choice(key: str, value, choices) -> None:
+  """Raises ValueError unless the parsed config argument `key=value` is one of `choices`."""
+  if value not in choices:
+    known = ", ".join(f"{c:g}" if isinstance(c, float) else str(c) for c in choices)
+    raise ValueError(f"config argument {key}={value!r} is not one of: {known}")
 
 
 def noise_block() -> ml_collections.ConfigDict:
@@ -20,47 +83,45 @@ def noise_block() -> ml_collections.ConfigDict:
   return n
 
 
-NOISE_TRAIN_SNRS = {"clean": float("inf"), "snr10": 10.0, "snr5": 5.0, "snr0": 0.0}
+# Training SNRs (dB) of the noisy-inference configs' variants: clean, 10, 5 and 0 dB.
+NOISE_TRAIN_SNRS = (math.inf, 10.0, 5.0, 0.0)
 
 
-def noise_variant(arg: str | None) -> tuple[float, bool]:
-  """(training SNR in dB, tiny?) from a noisy-inference variant: clean|snr10|snr5|snr0[_tiny]|tiny."""
-  arg = arg or "snr0"
-  name = "snr0" if arg == "tiny" else arg.removesuffix("_tiny")
-  if name not in NOISE_TRAIN_SNRS:
-    raise ValueError(f"unknown config variant {arg!r}; known: {', '.join(NOISE_TRAIN_SNRS)}, "
-                     "tiny, <variant>_tiny")
-  return NOISE_TRAIN_SNRS[name], arg.endswith("tiny")
+def noise_args(arg: str | None) -> ml_collections.ConfigDict:
+  """Arguments of a noisy-inference config: `snr` (training SNR in dB, one of NOISE_TRAIN_SNRS,
+  default 0; inf = clean) and `tiny` (the seconds-long test version), e.g. `snr=inf,tiny`."""
+  args = parse_arg(arg, snr=0.0, tiny=False)
+  check_choice("snr", args.snr, NOISE_TRAIN_SNRS)
+  return args
 
 
 def montecarlo_block(num_draws: int = 8, batch_size: int = 500) -> ml_collections.ConfigDict:
-  """Settings of the 'montecarlo' evaluator (freqnoise.robust.evaluators)."""
+  """A `config.evals` entry for the Monte Carlo evaluator: only what differs from its defaults
+  (freqnoise/evaluators/montecarlo.py; split, limit and output keep theirs)."""
   m = ml_collections.ConfigDict()
+  m.type = "montecarlo"          # registered evaluator that reads this block
   m.snrs_db = (-5.0, 0.0, 5.0, 10.0, 20.0, float("inf"))  # eval SNR grid (dB)
   m.num_draws = num_draws        # noise draws per SNR; voting uses K = 1..num_draws
   m.draws_per_chunk = 4          # draws at once (bounds memory: SNRs x 4 x batch_size activations)
-  m.batch_size = batch_size      # test images per Monte Carlo batch
-  m.split = "test"               # split to evaluate
-  m.limit = 0                    # 0 = the whole split
-  m.output = "montecarlo.json"   # full arrays, in the workdir
+  m.batch_size = batch_size      # test examples per Monte Carlo batch
   return m
 
 
 def shrink_to_tiny_noisy_cnn(c: ml_collections.ConfigDict) -> None:
   """The seconds-long test variant of a noisy-inference CNN config: digits, 10 steps, 4 draws."""
-  c.data.source = "digits"
-  c.data.batch_size = 32
-  c.data.eval_batch_size = 64
-  c.data.augment.crop_padding = 0
-  c.data.augment.flip = False
-  c.model.conv_features = (4, 8)
-  c.model.dense_features = (16,)
-  c.num_epochs = 0
-  c.num_steps = 10
-  c.log_every = 5
-  c.checkpoint_every = 10
-  c.tensorboard = False
-  c.montecarlo = montecarlo_block(num_draws=4, batch_size=128)
+  c.data.source = "digits"      # sklearn's 8x8 digits, bundled (no download)
+  c.data.batch_size = 32        # small batches
+  c.data.eval_batch_size = 64   # small evaluation batches
+  c.data.augment.crop_padding = 0  # no augmentation
+  c.data.augment.flip = False      # (digits are not mirror-symmetric)
+  c.model.conv_features = (4, 8)   # 4 and 8 filters
+  c.model.dense_features = (16,)   # 16 hidden units
+  c.num_epochs = 0              # train by steps
+  c.num_steps = 10              # 10 training steps
+  c.log_every = 5               # log twice
+  c.checkpoint_every = 10       # checkpoint once, at the end
+  c.tensorboard = False         # no event files in tests
+  c.evals.montecarlo = montecarlo_block(num_draws=4, batch_size=128)  # 4 draws per SNR
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -81,20 +142,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.process_id = -1             # this process's id (-1 = from the cluster environment)
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "digits"      # digits | tfds:NAME | idx:DIR | imagefolder:DIR
+  c.data.source = "digits"      # digits | tfds:NAME | idx:DIR | imagefolder:DIR | seq:... | ptb:DIR
   c.data.batch_size = 128       # global training batch (divisible by devices and processes)
   c.data.eval_batch_size = 0    # global eval batch (0 = batch_size)
   c.data.input_key = "image"    # field fed to the model
   c.data.label_key = "label"    # field holding integer targets
   c.data.order = "shuffled"     # training batches: shuffled per epoch | sequential (carried state)
   c.data.train_split = "train"  # split names for tfds / imagefolder sources
-  c.data.test_split = "test"
+  c.data.test_split = "test"    # (the split evaluated during and after training)
   c.data.data_dir = ""          # TFDS data_dir ("" = TFDS default)
   c.data.download = True        # let TFDS download_and_prepare when the dataset is absent
   c.data.image_size = 0         # imagefolder: resize to this square size (0 = keep)
   c.data.cache_dir = "~/.cache/freqnoise"  # imagefolder: decoded-array cache ("" = none)
-  c.data.limit_train = 0        # keep only the first N training examples (0 = all)
-  c.data.limit_test = 0         # keep only the first N test examples (0 = all)
+  c.data.limit_train = 0        # keep N training examples, a seeded sample of the split (0 = all)
+  c.data.limit_test = 0         # keep N test examples, a seeded sample of the split (0 = all)
   c.data.augment = ml_collections.ConfigDict()
   c.data.augment.crop_padding = 0  # random crop after zero padding by this many pixels (0 = off)
   c.data.augment.flip = False      # random horizontal flip
@@ -107,18 +168,22 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"     # sgd | adam | adamw
   c.optimizer.learning_rate = 1e-3  # peak learning rate
-  c.optimizer.schedule = "cosine"   # constant | cosine | step
+  c.optimizer.schedule = "cosine"   # constant | cosine | step | exponential
   c.optimizer.warmup_steps = 0  # linear warm-up steps
   c.optimizer.boundaries = (0.5, 0.75)  # step schedule: fractions of num_steps where lr decays
-  c.optimizer.decay_factor = 0.1  # step schedule: multiplier at each boundary
-  c.optimizer.momentum = 0.9    # sgd momentum
+  c.optimizer.decay_factor = 0.1  # step / exponential schedule: lr multiplier at each decay
+  c.optimizer.decay_begin_epochs = 1.0  # exponential: the first decay comes after this many epochs
+  c.optimizer.decay_every_epochs = 1.0  # exponential: then one decay every this many epochs
+  c.optimizer.momentum = 0.9    # sgd momentum (0 = plain SGD)
   c.optimizer.nesterov = False  # sgd Nesterov momentum
   c.optimizer.weight_decay = 0.0  # L2 (sgd/adam) or decoupled (adamw) weight decay
   c.optimizer.grad_clip_norm = 0.0  # clip the global gradient norm (0 = off)
 
   # Analog noise of every product (DESIGN.md); SNR inf = noiseless. Training and evaluation noise
   # are separate blocks so a checkpoint never changes the eval noise silently.
-  c.train_noise = noise_block()
-  c.eval_noise = noise_block()
-  c.evals = ()                  # extra evaluators run at the end (freqnoise.robust.evaluators)
+  c.train_noise = noise_block()  # noise while training (Deep Noise Injection, noise-aware training)
+  c.eval_noise = noise_block()   # noise of the evaluations (kind/power/layers also for Monte Carlo)
+  # Extra evaluators run at the end of training: name -> settings with a `type` (the registered
+  # evaluator) and the fields that differ from its defaults; empty = none.
+  c.evals = ml_collections.ConfigDict()
   return c

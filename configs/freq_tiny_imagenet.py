@@ -9,39 +9,40 @@ A narrow ResNet-18 (width 16, i.e. a quarter of the published channels) sees eit
 Augmentation (random crop with 4-pixel padding, flip) is on pixels, before the DCT, as in DCTNet.
 
 Command (one variant):
-  python -m freqnoise.main --config=configs/freq_tiny_imagenet.py:dct48 --workdir=runs/freq/tin_dct48
+  python -m freqnoise.main --config=configs/freq_tiny_imagenet.py:variant=dct48 --workdir=runs/freq/tin_dct48
 All variants, the table and the heat map: python experiments/frequency_domain/run.py
 Runtime on 2 shared CPU cores: 2.5-6 min of training per DCT / spatial32 variant (3 epochs over the
 50k images of train shards 0-1, batch 128), 13 min for spatial64, plus ~1.5 min loading and compiling.
 Measured top-1 on the val set (experiments/frequency_domain/README.md): spatial32 10.3%, dct24 7.6%,
 dct48 7.0%, dct64 6.6%, dct192 4.6%, gate 4.7%, spatial64 16.2%.
-`get_config('tiny')`: the gate variant at 16x16, width 4, 4 steps (tests set data.source to a small folder).
+Arguments (`configs/freq_tiny_imagenet.py:KEY=VALUE,...`): `variant` = one of the variants above
+(default dct48); `tiny` = that variant at 16x16, width 4, 4 steps (tests set data.source to a small
+folder), e.g. `variant=gate,tiny`.
 """
 
 import ml_collections
 
-from configs.common import base_config
+from configs.common import base_config, check_choice, parse_arg
 
 VARIANTS = ("spatial32", "spatial64", "dct24", "dct48", "dct64", "dct192", "gate")
 
 
-def get_config(arg: str | None = "dct48") -> ml_collections.ConfigDict:
-  arg = arg or "dct48"
-  tiny = arg == "tiny"
-  variant = "gate" if tiny else arg
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown config variant {arg!r}; known: {', '.join(VARIANTS)}, tiny")
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Keys: variant (one of VARIANTS, default dct48), tiny; see the module docstring."""
+  args = parse_arg(arg, variant="dct48", tiny=False)
+  check_choice("variant", args.variant, VARIANTS)
+  variant = args.variant
   c = base_config()
   c.data.source = "imagefolder:../shared/data/tiny-imagenet-200"  # whatever train shards are present
   c.data.test_split = "val"          # Tiny-ImageNet's labelled val set is the test set
   c.data.image_size = 32 if variant == "spatial32" else 64  # decoded (and resized) image side
-  c.data.batch_size = 128
-  c.data.eval_batch_size = 500
+  c.data.batch_size = 128            # training images per step
+  c.data.eval_batch_size = 500       # val images per evaluation batch
   c.data.augment.crop_padding = 4 if variant != "spatial32" else 2  # pixels, before any DCT
-  c.data.augment.flip = True
+  c.data.augment.flip = True         # random horizontal flips
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "resnet18"
+  c.model.name = "resnet18"          # ResNet-18 layout, spatial or frequency stem
   c.model.stem = "spatial" if variant.startswith("spatial") else "frequency"  # see freqnoise.models.resnet
   c.model.width = 16                 # layer1 channels (64 in the published ResNet-18); CPU budget
   c.model.layer2_stride = 2          # 2 = published strides (1 keeps layer2 at 8x8: ~3x the FLOPs)
@@ -53,37 +54,37 @@ def get_config(arg: str | None = "dct48") -> ml_collections.ConfigDict:
   c.model.gate_anneal_steps = 1170   # ... over this many steps (3 epochs of 390 steps)
 
   if variant.startswith("spatial"):
-    c.input.name = "spatial"
+    c.input.name = "spatial"         # normalised pixels
   else:
     c.input = ml_collections.ConfigDict()
-    c.input.name = "dct"
+    c.input.name = "dct"             # 8x8 block DCT of YCbCr (freqnoise.freq)
     c.input.channels = 192 if variant == "gate" else int(variant[3:])  # preset size or index list
     c.input.chroma = "444"           # full-resolution chroma (DCTNet's upscaled pipeline)
     c.input.pad = False              # 64x64 is a multiple of 8
     c.input.normalize = True         # per-channel mean/std of the coefficients, train split
 
-  c.optimizer.name = "adamw"
-  c.optimizer.learning_rate = 2e-3
-  c.optimizer.schedule = "cosine"
-  c.optimizer.warmup_steps = 100
-  c.optimizer.weight_decay = 5e-4
-  c.num_epochs = 3
-  c.log_every = 50
+  c.optimizer.name = "adamw"         # decoupled weight decay
+  c.optimizer.learning_rate = 2e-3   # peak rate after warm-up
+  c.optimizer.schedule = "cosine"    # to 0 at the end
+  c.optimizer.warmup_steps = 100     # linear warm-up
+  c.optimizer.weight_decay = 5e-4    # decoupled weight decay
+  c.num_epochs = 3                   # 1,170 steps of 128 over 50k images
+  c.log_every = 50                   # steps between progress lines
   c.eval_every = 100_000             # evaluate once, at the end
-  c.checkpoint_every = 200
+  c.checkpoint_every = 200           # steps between checkpoints
 
-  if tiny:  # seconds: tests point data.source at a small synthetic image folder
-    c.data.image_size = 16
-    c.data.augment.crop_padding = 0
-    c.model.width = 4
-    c.model.gate_anneal_steps = 4
-    c.optimizer.warmup_steps = 0
-    c.data.batch_size = 8
-    c.data.eval_batch_size = 16
-    c.data.limit_test = 32
-    c.num_epochs = 0
-    c.num_steps = 4
-    c.log_every = 2
-    c.checkpoint_every = 4
-    c.tensorboard = False
+  if args.tiny:  # seconds: tests point data.source at a small synthetic image folder
+    c.data.image_size = 16           # 16x16 images (2x2 DCT blocks)
+    c.data.augment.crop_padding = 0  # no crops
+    c.model.width = 4                # 4 channels at layer1
+    c.model.gate_anneal_steps = 4    # anneal over the whole run
+    c.optimizer.warmup_steps = 0     # no warm-up
+    c.data.batch_size = 8            # small batches
+    c.data.eval_batch_size = 16      # small evaluation batches ...
+    c.data.limit_test = 32           # ... over 32 images
+    c.num_epochs = 0                 # train by steps
+    c.num_steps = 4                  # 4 training steps
+    c.log_every = 2                  # log twice
+    c.checkpoint_every = 4           # checkpoint once, at the end
+    c.tensorboard = False            # no event files in tests
   return c

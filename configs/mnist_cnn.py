@@ -8,42 +8,43 @@ Commands:
       --config.data.source=idx:../shared/data/mnist
 Runtime: about 10 min on 2 CPU cores (3 epochs, batch 128).
 Expected: test accuracy >= 99.0% (we measured 99.2%; see the README).
-`get_config('tiny')` is a 10-step, 4-filter version for tests.
+Arguments (`configs/mnist_cnn.py:KEY=VALUE,...`): `tiny` is a 10-step, 4-filter version for tests
+(`get_config("tiny")`; point data.source at small data).
 """
 
 import ml_collections
 
-from configs.common import base_config
+from configs.common import base_config, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Keys: tiny; see the module docstring."""
+  args = parse_arg(arg, tiny=False)
   c = base_config()
-  c.data.source = "tfds:mnist"
-  c.data.batch_size = 128
-  c.data.eval_batch_size = 1000
+  c.data.source = "tfds:mnist"      # 60k train / 10k test 28x28 digits
+  c.data.batch_size = 128           # training images per step
+  c.data.eval_batch_size = 1000     # test images per evaluation batch
   c.model = ml_collections.ConfigDict()
-  c.model.name = "lenet"
+  c.model.name = "lenet"            # conv blocks -> dense layers (freqnoise.models)
   c.model.conv_features = (32, 64)  # filters of the two 5x5 conv blocks
   c.model.kernel_size = 5           # conv kernel size
   c.model.dense_features = (512,)   # hidden dense widths
   c.model.dropout = 0.25            # dropout on the dense hidden units
-  c.optimizer.learning_rate = 1e-3
-  c.num_epochs = 3
-  c.log_every = 100
-  c.eval_every = 500
-  c.checkpoint_every = 500
-  if arg == "tiny":
-    c.model.conv_features = (4, 8)
-    c.model.dense_features = (16,)
-    c.num_epochs = 0
-    c.num_steps = 10
-    c.data.batch_size = 8
-    c.data.eval_batch_size = 16
-    c.data.limit_test = 40
-    c.log_every = 5
-    c.eval_every = 10
-    c.checkpoint_every = 5
-    c.tensorboard = False
-  elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; known: tiny")
+  c.optimizer.learning_rate = 1e-3  # Adam, cosine to 0
+  c.num_epochs = 3                  # 1,404 steps of 128
+  c.log_every = 100                 # steps between progress lines
+  c.eval_every = 500                # steps between test-set evaluations
+  c.checkpoint_every = 500          # steps between checkpoints
+  if args.tiny:
+    c.model.conv_features = (4, 8)  # 4 and 8 filters
+    c.model.dense_features = (16,)  # 16 hidden units
+    c.num_epochs = 0                # train by steps
+    c.num_steps = 10                # 10 training steps
+    c.data.batch_size = 8           # small batches
+    c.data.eval_batch_size = 16     # small evaluation batches ...
+    c.data.limit_test = 40          # ... over 40 test images
+    c.log_every = 5                 # log twice
+    c.eval_every = 10               # evaluate once, at the end
+    c.checkpoint_every = 5          # checkpoint twice
+    c.tensorboard = False           # no event files in tests
   return c

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import ml_collections
 import optax
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "step", "exponential")
 
 
-def build_schedule(cfg: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
-  """Linear warm-up over `cfg.warmup_steps`, then constant / cosine to 0 / step decay.
+def staircase_decay(learning_rate: float, decay_factor: float, decay_every: int,
+                    decay_begin: int) -> optax.Schedule:
+  """`learning_rate` until step `decay_begin`, then multiplied by `decay_factor` at step
+  `decay_begin` and again every `decay_every` steps (staircase):
+
+    lr(t) = learning_rate * decay_factor ** k(t),
+    k(t) = 0 for t < decay_begin, else 1 + (t - decay_begin) // decay_every.
+  """
+  if decay_every <= 0 or decay_begin < 0:
+    raise ValueError(f"staircase decay needs decay_every > 0 and decay_begin >= 0 steps, got "
+                     f"{decay_every} and {decay_begin}")
+
+  def schedule(step):
+    decays = jnp.where(step < decay_begin, 0, 1 + (step - decay_begin) // decay_every)
+    return learning_rate * jnp.asarray(decay_factor, jnp.float32) ** decays
+
+  return schedule
+
+
+def build_schedule(cfg: ml_collections.ConfigDict, num_steps: int,
+                   steps_per_epoch: int | None = None) -> optax.Schedule:
+  """Linear warm-up over `cfg.warmup_steps`, then constant / cosine to 0 / step / exponential decay.
 
   Step decay multiplies the rate by `cfg.decay_factor` at each fraction of `num_steps` listed in
-  `cfg.boundaries` (e.g. (0.5, 0.75)).
+  `cfg.boundaries` (e.g. (0.5, 0.75)). Exponential decay (epoch-wise, staircase) multiplies it by
+  `cfg.decay_factor` at the end of epoch `cfg.decay_begin_epochs` and after every
+  `cfg.decay_every_epochs` epochs from then on (Zaremba et al., 2014); it needs `steps_per_epoch`.
+  Step counts here include the warm-up.
   """
   lr, warmup = cfg.learning_rate, cfg.get("warmup_steps", 0)
   name = cfg.get("schedule", "constant")
@@ -28,21 +52,32 @@ def build_schedule(cfg: ml_collections.ConfigDict, num_steps: int) -> optax.Sche
     main = optax.constant_schedule(lr)
   elif name == "cosine":
     main = optax.cosine_decay_schedule(lr, rest)
-  else:
+  elif name == "step":
     bounds = {int(b * num_steps) - warmup: cfg.get("decay_factor", 0.1)
               for b in cfg.get("boundaries", (0.5, 0.75))}
     main = optax.piecewise_constant_schedule(lr, {b: f for b, f in bounds.items() if b > 0})
+  else:
+    if not steps_per_epoch or steps_per_epoch <= 0:
+      raise ValueError("the exponential schedule counts epochs: pass "
+                       f"build_optimizer(..., steps_per_epoch=...) (got {steps_per_epoch!r})")
+    every = round(cfg.get("decay_every_epochs", 1.0) * steps_per_epoch)
+    begin = round(cfg.get("decay_begin_epochs", 0.0) * steps_per_epoch)
+    main = staircase_decay(lr, cfg.get("decay_factor", 0.1), every, max(begin - warmup, 0))
   if warmup == 0:
     return main
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
-  """SGD (momentum, Nesterov, L2 weight decay), Adam, or AdamW (decoupled decay), optional clipping."""
+def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int,
+                    steps_per_epoch: int | None = None) -> optax.GradientTransformation:
+  """SGD (momentum, Nesterov, L2 weight decay), Adam, or AdamW (decoupled decay), optional clipping.
+
+  `steps_per_epoch` is needed by the epoch-wise exponential schedule only.
+  """
   name = cfg.get("name", "adam")
   if name not in OPTIMIZERS:
     raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-  schedule = build_schedule(cfg, num_steps)
+  schedule = build_schedule(cfg, num_steps, steps_per_epoch)
   wd = cfg.get("weight_decay", 0.0)
   if name == "sgd":
     opt = optax.sgd(schedule, momentum=cfg.get("momentum", 0.9) or None,

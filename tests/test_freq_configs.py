@@ -16,7 +16,7 @@ from freqnoise.models import build_model
 @pytest.mark.parametrize("module, variant", [(m, v) for m in (freq_tiny_imagenet, freq_cifar10)
                                              for v in m.VARIANTS])
 def test_every_variant_builds_at_its_input_size(module, variant):
-  c = module.get_config(variant)
+  c = module.get_config(f"variant={variant}")
   transform = build_transform(c.input)
   side = c.data.image_size
   images = np.random.default_rng(0).integers(0, 256, (2, side, side, 3), dtype=np.uint8)
@@ -29,8 +29,18 @@ def test_every_variant_builds_at_its_input_size(module, variant):
 
 
 def test_unknown_variant():
-  with pytest.raises(ValueError, match="unknown config variant 'dct25'"):
-    freq_tiny_imagenet.get_config("dct25")
+  with pytest.raises(ValueError, match="variant='dct25' is not one of: spatial32, spatial64, dct24"):
+    freq_tiny_imagenet.get_config("variant=dct25")
+  with pytest.raises(ValueError, match="variant='spatial64' is not one of: spatial32, dct24,"):
+    freq_cifar10.get_config("variant=spatial64")
+
+
+def test_tiny_keeps_the_variant():
+  c = freq_cifar10.get_config("variant=dct24,tiny")
+  assert (c.input.channels, c.model.gate, c.data.image_size, c.num_steps) == (24, False, 16, 4)
+  assert c.data.test_split == "test" and c.data.source.endswith("cifar10-jpeg")
+  full = freq_cifar10.get_config()
+  assert (full.input.channels, full.num_epochs, full.model.gate_anneal_steps) == (48, 2, 780)
 
 
 def _write_folder(root):
@@ -46,7 +56,7 @@ def _write_folder(root):
 def test_tiny_gate_config_trains_and_records_gate_statistics(tmp_path):
   from freqnoise.train import train_and_evaluate
   _write_folder(tmp_path / "data")
-  c = freq_tiny_imagenet.get_config("tiny")
+  c = freq_tiny_imagenet.get_config("variant=gate,tiny")
   c.data.source = f"imagefolder:{tmp_path / 'data'}"
   c.data.cache_dir = ""
   c.num_devices = 1  # one device compiles faster; sharding is the trainer's own tests' business

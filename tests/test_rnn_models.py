@@ -73,7 +73,7 @@ def test_language_model_shapes_tied_weights_and_errors():
 
 def test_seqmnist_tiny_config_trains(tmp_path):
   from configs import dni_seqmnist
-  config = dni_seqmnist.get_config("lstm,tiny")
+  config = dni_seqmnist.get_config("cell=lstm,tiny")
   config.train_noise.snr_db = 10.0
   result = train_and_evaluate(config, str(tmp_path))
   assert result["steps"] == 6 and 0.0 <= result["test_accuracy"] <= 1.0

@@ -31,21 +31,21 @@ def _tiny(tmp_path):
 
 def test_bptt_batches_are_contiguous_streams():
   ids = np.arange(23)
-  x, y = text.bptt_batches(ids, batch_size=2, num_steps=3)
+  x, y = text.bptt_batches(ids, batch_size=2, seq_len=3)
   # streams: 0..10 and 11..21 (token 22 dropped); (11 - 1) // 3 = 3 batches
   assert x.shape == y.shape == (3, 2, 3)
   np.testing.assert_array_equal(x[0], [[0, 1, 2], [11, 12, 13]])
   np.testing.assert_array_equal(x[2], [[6, 7, 8], [17, 18, 19]])
   np.testing.assert_array_equal(y, x + 1)
   with pytest.raises(ValueError, match="too few"):
-    text.bptt_batches(np.arange(5), batch_size=2, num_steps=3)
+    text.bptt_batches(np.arange(5), batch_size=2, seq_len=3)
   with pytest.raises(ValueError, match="positive"):
-    text.bptt_batches(ids, batch_size=0, num_steps=3)
+    text.bptt_batches(ids, batch_size=0, seq_len=3)
 
 
 def test_load_ptb_rows_read_in_order_are_bptt_batches(tmp_path):
   _tiny(tmp_path)
-  splits, vocab = text.load_ptb(str(tmp_path), batch_size=2, num_steps=2, eval_batch_size=1)
+  splits, vocab = text.load_ptb(str(tmp_path), batch_size=2, seq_len=2, eval_batch_size=1)
   ids = text.words_to_ids(text.read_words(str(tmp_path / "ptb.train.txt")), vocab)
   np.testing.assert_array_equal(ids, [0, 2, 0, 1, 3, 2, 0, 1])
   x, y = text.bptt_batches(ids, 2, 2)
@@ -57,15 +57,15 @@ def test_load_ptb_rows_read_in_order_are_bptt_batches(tmp_path):
 
 def test_load_ptb_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="lacks"):
-    text.load_ptb(str(tmp_path), batch_size=1, num_steps=1)
+    text.load_ptb(str(tmp_path), batch_size=1, seq_len=1)
   _write_ptb(tmp_path, ["a b a"], ["a zebra"], ["a"])
   with pytest.raises(ValueError, match="'zebra' at token 1"):
-    text.load_ptb(str(tmp_path), batch_size=1, num_steps=1)
+    text.load_ptb(str(tmp_path), batch_size=1, seq_len=1)
 
 
 @pytest.mark.skipif(not os.path.isdir(PTB_DIR), reason="real PTB files not present at ../shared/data/ptb")
 def test_real_ptb_sizes():
-  splits, vocab = text.load_ptb(PTB_DIR, batch_size=20, num_steps=35)
+  splits, vocab = text.load_ptb(PTB_DIR, batch_size=20, seq_len=35)
   assert len(vocab) == 10000 and vocab["the"] == 0 and "<unk>" in vocab and "<eos>" in vocab
   # 929,589 training tokens -> 46,479 per stream -> 1,327 batches of 20 x 35
   assert splits["train"]["tokens"].shape == (1327 * 20, 35)

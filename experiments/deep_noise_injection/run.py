@@ -86,7 +86,7 @@ def mc_perplexity(task, state, key, settings):
 def run_one(task: str, cell: str, train_snr: float, args) -> dict:
   workdir = os.path.join(args.workroot, f"{task}_{cell}_train{train_snr:g}{args.tag}")
   if task == "seqmnist":
-    config = dni_seqmnist.get_config(cell)
+    config = dni_seqmnist.get_config(f"cell={cell}")
     config.evals = ("montecarlo",)
     config.montecarlo = {"snrs_db": EVAL_SNRS, "num_draws": args.draws, "batch_size": 1000}
     out_file = "montecarlo.json"

@@ -85,7 +85,8 @@ def gate_summary(state, out_prefix: str, ks=(6, 24, 32, 48, 64)) -> dict:
 
 def run_variant(config_module, name: str, variant: str, overrides, workroot: str, out: str,
                 channels=None, base: str | None = None, tag: str = "") -> dict:
-  """Trains `get_config(base or variant)`; with `channels`, as a static DCT subset without the gate.
+  """Trains `get_config("variant=" + (base or variant))`; with `channels`, as a static DCT subset
+  without the gate.
 
   `tag` is appended to the variant's name in files and tables (e.g. for an ablation's overrides).
   """
@@ -94,7 +95,7 @@ def run_variant(config_module, name: str, variant: str, overrides, workroot: str
   if os.path.isfile(path):
     with open(path) as f:
       return json.load(f)
-  config = config_module.get_config(config_arg)
+  config = config_module.get_config(f"variant={config_arg}")
   for assignment in overrides:
     _set(config, assignment)
   if channels is not None:  # the learned static subset replaces the gate

@@ -10,5 +10,5 @@ dst="$runs/mnist/snr0_ft"
 [ -d "$src/checkpoints" ] || { echo "no clean run at $src" >&2; exit 2; }
 mkdir -p "$dst"
 [ -d "$dst/checkpoints" ] || cp -r "$src/checkpoints" "$src/input_stats.npz" "$dst/"
-nice -n 10 python -m freqnoise.main --config=configs/noisy_mnist.py:snr0 --workdir="$dst" \
+nice -n 10 python -m freqnoise.main --config=configs/noisy_mnist.py:snr=0 --workdir="$dst" \
   --config.num_epochs=5 2>&1 | grep -v -i warning | tee "$runs/mnist/snr0_ft.log"

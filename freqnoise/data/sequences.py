@@ -79,12 +79,15 @@ def load_sequence_splits(cfg):
     seq:IMAGE_SOURCE  any one-channel image source read row by row, e.g. `seq:idx:../shared/data/mnist`
                       or `seq:digits`; `cfg.pixel_by_pixel`, `cfg.permutation_seed` (-1 = none).
                       Fields `inputs` float32 [N, T, F], `label`.
-    ptb:DIR           Penn Treebank word-level LM: `cfg.num_steps` BPTT length; rows of `tokens`,
+    ptb:DIR           Penn Treebank word-level LM: `cfg.seq_len` BPTT length; rows of `tokens`,
                       `targets` int32 [N, T]; `cfg.eval_split` 'test' or 'valid'. num_classes = vocab.
     strokes:DIR       de Jong's MNIST pen strokes: `inputs` float32 [N, T, 4] (front-padded),
                       `length`, `label`; `cfg.max_length` (0 = longest).
   """
   from freqnoise.data.dataset import ArrayDataset, Splits
+  if "num_steps" in cfg:  # the old name, easily confused with config.num_steps (training steps)
+    raise ValueError("config.data.num_steps was renamed to config.data.seq_len (the BPTT length); "
+                     "config.num_steps counts training steps")
   kind, _, arg = cfg.source.partition(":")
   if not arg:
     raise ValueError(f"data source {cfg.source!r} needs an argument: {kind}:...")
@@ -104,7 +107,7 @@ def load_sequence_splits(cfg):
     eval_split = cfg.get("eval_split", "test")
     if eval_split not in ("test", "valid"):
       raise ValueError(f"config.data.eval_split must be 'test' or 'valid', got {eval_split!r}")
-    splits, vocab = load_ptb(arg, batch_size=cfg.batch_size, num_steps=cfg.get("num_steps", 35),
+    splits, vocab = load_ptb(arg, batch_size=cfg.batch_size, seq_len=cfg.get("seq_len", 35),
                              eval_batch_size=cfg.get("eval_batch_size") or None)
     return Splits(ArrayDataset(splits["train"]), ArrayDataset(splits[eval_split]), len(vocab),
                   f"ptb:{eval_split}", {"vocab_size": len(vocab)})

@@ -53,13 +53,13 @@ def words_to_ids(words: list[str], vocab: dict[str, int], source: str = "text") 
   return ids
 
 
-def bptt_batches(ids: np.ndarray, batch_size: int, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def bptt_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
   """Cuts a token stream into truncated-BPTT batches.
 
   Args:
     ids: int [L] token stream.
     batch_size: number of contiguous streams B.
-    num_steps: BPTT length T.
+    seq_len: BPTT length T.
 
   Returns:
     (inputs, targets), each int32 [K, B, T] with K = (L // B - 1) // T and
@@ -68,28 +68,28 @@ def bptt_batches(ids: np.ndarray, batch_size: int, num_steps: int) -> tuple[np.n
   ids = np.asarray(ids)
   if ids.ndim != 1:
     raise ValueError(f"ids must be a 1-D token stream, got shape {ids.shape}")
-  if batch_size <= 0 or num_steps <= 0:
-    raise ValueError(f"batch_size and num_steps must be positive, got {batch_size}, {num_steps}")
+  if batch_size <= 0 or seq_len <= 0:
+    raise ValueError(f"batch_size and seq_len must be positive, got {batch_size}, {seq_len}")
   stream_len = len(ids) // batch_size
-  num_batches = (stream_len - 1) // num_steps
+  num_batches = (stream_len - 1) // seq_len
   if num_batches < 1:
-    raise ValueError(f"{len(ids)} tokens are too few for one batch of {batch_size} x {num_steps} "
+    raise ValueError(f"{len(ids)} tokens are too few for one batch of {batch_size} x {seq_len} "
                      "(+1 target token per stream)")
   streams = ids[:batch_size * stream_len].reshape(batch_size, stream_len).astype(np.int32)
-  used = num_batches * num_steps
-  inputs = streams[:, :used].reshape(batch_size, num_batches, num_steps).transpose(1, 0, 2)
-  targets = streams[:, 1:used + 1].reshape(batch_size, num_batches, num_steps).transpose(1, 0, 2)
+  used = num_batches * seq_len
+  inputs = streams[:, :used].reshape(batch_size, num_batches, seq_len).transpose(1, 0, 2)
+  targets = streams[:, 1:used + 1].reshape(batch_size, num_batches, seq_len).transpose(1, 0, 2)
   return np.ascontiguousarray(inputs), np.ascontiguousarray(targets)
 
 
-def load_ptb(directory: str, *, batch_size: int, num_steps: int,
+def load_ptb(directory: str, *, batch_size: int, seq_len: int,
              eval_batch_size: int | None = None) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
   """Reads PTB from `directory` and cuts every split into BPTT rows.
 
   Args:
     directory: folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt.
     batch_size: streams per training batch.
-    num_steps: BPTT length (tokens per row).
+    seq_len: BPTT length (tokens per row).
     eval_batch_size: streams per valid/test batch (default `batch_size`).
 
   Returns:
@@ -107,6 +107,6 @@ def load_ptb(directory: str, *, batch_size: int, num_steps: int,
     words = train_words if split == "train" else read_words(path)
     ids = words_to_ids(words, vocab, source=path)
     b = batch_size if split == "train" else (eval_batch_size or batch_size)
-    inputs, targets = bptt_batches(ids, b, num_steps)
-    splits[split] = {"tokens": inputs.reshape(-1, num_steps), "targets": targets.reshape(-1, num_steps)}
+    inputs, targets = bptt_batches(ids, b, seq_len)
+    splits[split] = {"tokens": inputs.reshape(-1, seq_len), "targets": targets.reshape(-1, seq_len)}
   return splits, vocab
