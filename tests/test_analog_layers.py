@@ -46,7 +46,8 @@ def test_noise_off_is_bitwise_the_plain_layer(noisy, plain, x):
 
 @pytest.mark.parametrize("noisy,plain,x", LAYERS)
 def test_noise_on_keeps_params_and_changes_output(noisy, plain, x):
-  layer = noisy(noise=NoiseConfig(snr_db=0.0, weight_noise="additive", weight_sigma=0.1))
+  layer = noisy(noise=NoiseConfig(snr_db=0.0, weight_noise="additive", weight_sigma=0.1,
+                                      weight_draw="read"))
   params = layer.init({"params": jax.random.key(2), "noise": jax.random.key(0)}, x)
   assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, noisy().init(
       jax.random.key(2), x))
@@ -100,7 +101,7 @@ def test_conv_noise_is_per_output_position():
 
 @pytest.mark.parametrize("weight_noise", ["none", "additive", "multiplicative"])
 def test_gradients_flow_through_noisy_layers(weight_noise):
-  noise = NoiseConfig(snr_db=5.0, weight_noise=weight_noise, weight_sigma=0.1)
+  noise = NoiseConfig(snr_db=5.0, weight_noise=weight_noise, weight_sigma=0.1, weight_draw="read")
 
   class Net(nn.Module):
     @nn.compact

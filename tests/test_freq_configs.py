@@ -6,11 +6,11 @@ import os
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
 from configs import freq_cifar10, freq_tiny_imagenet
 from freqnoise.data.transforms import build_transform
 from freqnoise.models import build_model
+from tests.conftest import write_image_folder
 
 
 @pytest.mark.parametrize("module, variant", [(m, v) for m in (freq_tiny_imagenet, freq_cifar10)
@@ -43,19 +43,9 @@ def test_tiny_keeps_the_variant():
   assert (full.input.channels, full.num_epochs, full.model.gate_anneal_steps) == (48, 2, 780)
 
 
-def _write_folder(root):
-  rng = np.random.default_rng(0)
-  for split, n in (("train", 16), ("val", 8)):
-    for c in range(2):
-      os.makedirs(os.path.join(root, split, f"c{c}"))
-      for i in range(n):
-        img = (rng.random((16, 16, 3)) * 100 + 120 * c).astype(np.uint8)
-        Image.fromarray(img).save(os.path.join(root, split, f"c{c}", f"{i}.png"))
-
-
 def test_tiny_gate_config_trains_and_records_gate_statistics(tmp_path):
   from freqnoise.train import train_and_evaluate
-  _write_folder(tmp_path / "data")
+  write_image_folder(tmp_path / "data")
   c = freq_tiny_imagenet.get_config("variant=gate,tiny")
   c.data.source = f"imagefolder:{tmp_path / 'data'}"
   c.data.cache_dir = ""

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from freqnoise.analog.noise import NoiseConfig
-from freqnoise.analog.recurrent import (NoisyGRUCell, NoisyLSTMCell, NoisyRNNCell, RecurrentScan,
-                                        grouped_analog_product)
+from freqnoise.analog.product import analog_product
+from freqnoise.analog.recurrent import NoisyGRUCell, NoisyLSTMCell, NoisyRNNCell, RecurrentScan
 
 B, T, F, H = 3, 5, 4, 6
 
@@ -127,7 +127,8 @@ def test_gru_and_rnn_match_flax_cells():
 
 @pytest.mark.parametrize("cell_cls", [NoisyRNNCell, NoisyLSTMCell, NoisyGRUCell])
 def test_lax_scan_equals_unrolled_loop_with_noise(cell_cls):
-  cell = cell_cls(H, noise=NoiseConfig(snr_db=5.0, weight_noise="additive", weight_sigma=0.05))
+  cell = cell_cls(H, noise=NoiseConfig(snr_db=5.0, weight_noise="additive", weight_sigma=0.05,
+                                        weight_draw="read"))
   x = jax.random.normal(jax.random.key(1), (B, T, F))
   carry0 = cell.initial_carry(x)
   params = cell.init({"params": jax.random.key(0), "noise": jax.random.key(9)}, carry0, x[:, 0])
@@ -204,11 +205,12 @@ def test_grouped_product_power_is_per_gate():
   """Per-example power is each gate block's own mean square, not the fused row's."""
   x = jnp.ones((2000, 1))
   kernel = jnp.array([[1.0, 1.0, 10.0, 10.0]])  # gate 0 power 1, gate 1 power 100
-  y = grouped_analog_product(jax.random.key(0), x, kernel, NoiseConfig(snr_db=0.0), groups=2)
+  rng = lambda stream: jax.random.key(0)
+  y = analog_product(jnp.dot, x, kernel, NoiseConfig(snr_db=0.0), rng, groups=2)
   var = np.var(np.asarray(y - x @ kernel), axis=0)
   np.testing.assert_allclose(var, [1.0, 1.0, 100.0, 100.0], rtol=0.1)
-  with pytest.raises(ValueError, match="key"):
-    grouped_analog_product(None, x, kernel, NoiseConfig(snr_db=0.0), groups=2)
+  with pytest.raises(ValueError, match="keys"):
+    analog_product(jnp.dot, x, kernel, NoiseConfig(snr_db=0.0), None, groups=2)
 
 
 def test_errors():
@@ -225,7 +227,7 @@ def test_gradient_through_scan_matches_finite_differences():
   """Central differences along a random direction, float64. Multiplicative weight noise keeps the
   loss a smooth function of the parameters for a fixed key (output noise scales with P under
   stop_gradient, which finite differences would see but the gradient by definition does not)."""
-  noise = NoiseConfig(weight_noise="multiplicative", weight_sigma=0.1)
+  noise = NoiseConfig(weight_noise="multiplicative", weight_sigma=0.1, weight_draw="read")
   with jax.enable_x64(True):
     model = RecurrentScan("lstm", 3, noise=noise)
     x = jax.random.normal(jax.random.key(1), (2, 4, 2), jnp.float64)

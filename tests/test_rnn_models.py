@@ -124,15 +124,14 @@ def test_lm_carried_state_equals_one_long_sequence():
 
 def test_trainer_carries_lm_state_in_order_and_evaluates_the_whole_stream(tmp_path):
   from configs import dni_ptb
-  from freqnoise.train import Task
+  from freqnoise.experiment import Experiment
   _write_tiny_ptb(tmp_path)
   config = dni_ptb.get_config("tiny")
   config.data.source = f"ptb:{tmp_path}"
   assert config.model.carry_state and config.data.order == "sequential"
   result = train_and_evaluate(config, str(tmp_path / "run"))
-  task = Task(config, str(tmp_path / "run"))
-  from freqnoise.checkpoint import Checkpointer
-  state = Checkpointer(str(tmp_path / "run"), every=1).restore(jax.jit(task.init_state)(jax.random.key(0)))
+  task = Experiment(config, str(tmp_path / "run"))
+  state = task.restore()
   assert int(state.step) == 4 and np.any(jax.tree.leaves(state.model_state["carry"])[0])
   # The test rows are blocks of `b` streams; the whole streams through the state-resetting model
   # give exactly the trainer's threaded evaluation.
@@ -141,7 +140,7 @@ def test_trainer_carries_lm_state_in_order_and_evaluates_the_whole_stream(tmp_pa
   assert len(rows) >= 2 * b  # at least two batches, so the carry matters
   streams = rows.reshape(-1, b, t).transpose(1, 0, 2).reshape(b, -1)
   stream_targets = targets.reshape(-1, b, t).transpose(1, 0, 2).reshape(b, -1)
-  plain = task.eval_model.clone(carry_state=False)
+  plain = task.model.clone(carry_state=False, noise=None)
   logits = plain.apply({"params": state.params}, jnp.asarray(streams), train=False)
   nll = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(stream_targets)).mean()
   np.testing.assert_allclose(result["test_loss"], float(nll), rtol=1e-5)
@@ -149,11 +148,12 @@ def test_trainer_carries_lm_state_in_order_and_evaluates_the_whole_stream(tmp_pa
 
 def test_carry_resets_at_each_epoch_start(tmp_path):
   from configs import dni_ptb
-  from freqnoise.train import Task, make_train_step
+  from freqnoise.experiment import Experiment
+  from freqnoise.train import make_train_step
   _write_tiny_ptb(tmp_path)
   config = dni_ptb.get_config("tiny")
   config.data.source = f"ptb:{tmp_path}"
-  task = Task(config, str(tmp_path / "run"))
+  task = Experiment(config, str(tmp_path / "run"))
   state = task.init_state(jax.random.key(0))
   batch = {k: jnp.asarray(v[:config.data.batch_size]) for k, v in task.splits.train.arrays.items()}
   step = jax.jit(make_train_step(task))

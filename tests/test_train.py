@@ -12,7 +12,8 @@ import pytest
 from configs import digits_mlp, mnist_cnn
 from freqnoise.checkpoint import CheckpointError
 from freqnoise.metrics import read_metrics
-from freqnoise.train import NonFiniteLossError, Task, train_and_evaluate
+from freqnoise.experiment import Experiment
+from freqnoise.train import NonFiniteLossError, train_and_evaluate
 from tests.conftest import REPO
 
 
@@ -28,13 +29,7 @@ def tiny(**overrides):
 
 
 def params_of(workdir, config):
-  task = Task(config, str(workdir))
-  from freqnoise.checkpoint import Checkpointer
-  state = jax.jit(task.init_state)(jax.random.PRNGKey(0))
-  ck = Checkpointer(str(workdir), every=config.checkpoint_every)
-  restored = ck.restore(state)
-  ck.close()
-  return restored
+  return Experiment(config, str(workdir)).restore()
 
 
 def test_digits_tiny_trains_and_logs(tmp_path):
@@ -141,3 +136,31 @@ def test_cli_runs_and_rejects_config_typos(tmp_path):
                          f"--workdir={tmp_path / 'typo'}", "--config.optimizer.nam=sgd"],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert typo.returncode != 0 and 'Did you mean "name" instead of "nam"' in typo.stderr
+
+
+def test_resuming_past_the_configured_steps_is_an_error(tmp_path):
+  """A 20-step checkpoint resumed with 10 steps used to 'train' range(20, 10) (nothing) and write
+  final metrics as if trained; now it is a clear error, and nothing is written."""
+  train_and_evaluate(tiny(num_steps=20, checkpoint_every=10), str(tmp_path))
+  before = (tmp_path / "final_metrics.json").read_text()
+  with pytest.raises(CheckpointError, match="step 20, past this config's 10 training steps"):
+    train_and_evaluate(tiny(num_steps=10, checkpoint_every=10), str(tmp_path))
+  assert (tmp_path / "final_metrics.json").read_text() == before
+  with pytest.raises(CheckpointError, match="past this config's 10"):
+    Experiment(tiny(num_steps=10), str(tmp_path)).restore()
+
+
+def test_input_statistics_of_another_input_are_refused(tmp_path):
+  """input_stats.npz left by a run with other input channels is not silently reused."""
+  from configs import freq_cifar10
+  from tests.conftest import write_image_folder
+  folder = write_image_folder(tmp_path / "images")
+  c = freq_cifar10.get_config("variant=dct24,tiny")
+  c.data.source = f"imagefolder:{folder}"
+  c.data.cache_dir = ""
+  c.data.test_split = "val"
+  Experiment(c, str(tmp_path / "run"))  # fits and saves the statistics of 24 channels
+  c.input.channels = 6
+  with pytest.raises(ValueError, match=r"input_stats.npz was fitted for another input.*mean of "
+                                       r"shape \(24,\) \(this config: \(6,\)\)"):
+    Experiment(c, str(tmp_path / "run"))

@@ -25,7 +25,10 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 from configs import digits_mlp, mnist_cnn  # noqa: E402
-from freqnoise.train import Task, cross_entropy, stream_keys, train_and_evaluate  # noqa: E402
+from freqnoise.experiment import Experiment  # noqa: E402
+from freqnoise.losses import cross_entropy  # noqa: E402
+from freqnoise.rng import stream_keys  # noqa: E402
+from freqnoise.train import train_and_evaluate  # noqa: E402
 
 
 def ours(config, steps: int) -> float:
@@ -41,7 +44,7 @@ def peer(config, steps: int) -> float:
   """The hand-written loop: same model, optimizer, batch size; one device-resident batch."""
   config.num_epochs, config.num_steps = 0, steps
   with tempfile.TemporaryDirectory() as workdir:
-    task = Task(config, workdir)
+    task = Experiment(config, workdir)
   state = task.init_state(jax.random.PRNGKey(0))
   params, opt_state = state.params, state.opt_state
   n = config.data.batch_size

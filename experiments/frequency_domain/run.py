@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from freqnoise.checkpoint import Checkpointer
 from freqnoise.freq import selection
-from freqnoise.train import Task, train_and_evaluate
+from freqnoise.experiment import Experiment
+from freqnoise.train import train_and_evaluate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -44,12 +44,12 @@ def _set(config, assignment: str) -> None:
   node[leaf] = value
 
 
-def input_size_and_flops(task: Task, variables) -> dict:
+def input_size_and_flops(experiment: Experiment, state) -> dict:
   """Model input per example (elements, float32 bytes) and XLA's FLOP count of one eval forward."""
-  sample = jnp.asarray(task.splits.test.arrays[task.input_key][:1])
-  x = task.transform(task.stats_device, sample)
-  model = task.eval_model
-  forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  sample = jnp.asarray(experiment.splits.test.arrays[experiment.input_key][:1])
+  x = experiment.transform(experiment.stats_device, sample)
+  forward = jax.jit(lambda v, x: experiment.model.clone(noise=None).apply(v, x, train=False))
+  variables = {"params": state.params, **state.model_state}
   cost = forward.lower(variables, x).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return {"input_shape": list(x.shape[1:]), "input_elements": int(np.prod(x.shape[1:])),
@@ -58,12 +58,8 @@ def input_size_and_flops(task: Task, variables) -> dict:
 
 
 def restore_state(config, workdir: str):
-  task = Task(config, workdir)
-  state = jax.jit(task.init_state)(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0))
-  checkpointer = Checkpointer(workdir, every=max(1, config.checkpoint_every))
-  state = checkpointer.restore(state)
-  checkpointer.close()
-  return task, state
+  experiment = Experiment(config, workdir)
+  return experiment, experiment.restore()
 
 
 def gate_summary(state, out_prefix: str, ks=(6, 24, 32, 48, 64)) -> dict:
@@ -105,14 +101,13 @@ def run_variant(config_module, name: str, variant: str, overrides, workroot: str
   t = time.perf_counter()
   metrics = train_and_evaluate(config, workdir)
   wall = time.perf_counter() - t
-  task, state = restore_state(config, workdir)
-  variables = {"params": state.params, **state.model_state}
+  experiment, state = restore_state(config, workdir)
   row = {"variant": variant, "test_top1": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
          "steps": metrics["steps"], "epochs": config.num_epochs, "batch_size": config.data.batch_size,
          "train_steps_per_sec": metrics["train_steps_per_sec"],
          "train_seconds": metrics["train_seconds"], "run_wall_seconds": wall,
          "params": int(sum(x.size for x in jax.tree.leaves(state.params))),
-         "device": jax.devices()[0].platform, **input_size_and_flops(task, variables)}
+         "device": jax.devices()[0].platform, **input_size_and_flops(experiment, state)}
   os.makedirs(out, exist_ok=True)
   if "gate_stats" in state.model_state:
     row["gate"] = gate_summary(state, os.path.join(out, f"{name}_{variant}"))

@@ -4,10 +4,11 @@
 
 `NoisyDense` and `NoisyConv` *are* `nn.Dense` / `nn.Conv` (subclasses, same `kernel`/`bias`
 params, same code path). When noise is on they hand Flax's `dot_general_cls` /
-`conv_general_dilated_cls` hook an `AnalogProduct`, which applies DAC, weight noise, the product,
-output noise and ADC; Flax then adds the bias after it, as the definition requires. With
+`conv_general_dilated_cls` hook an `AnalogProduct`, which calls the one `analog_product` (DAC,
+weight noise, the product, output noise, ADC); Flax then adds the bias after it, as the definition
+requires. With
 `noise=None`, a statically-off config and no quantizers, nothing is swapped in, so outputs are
-bitwise those of the plain layers. Noise keys come only from the `noise` RNG stream.
+bitwise those of the plain layers. Keys come only from the `noise` and `program` RNG streams (see `freqnoise.analog.product`).
 
 Quantizer hook: `input_quantizer` (DAC) and `output_quantizer` (ADC) take any callable or Linen
 module mapping an array to an array of the same shape; None is the identity.
@@ -22,13 +23,15 @@ import flax.linen as nn
 import jax
 from jax import lax
 
-from freqnoise.analog.noise import NoiseConfig, add_output_noise, perturb_weights
+from freqnoise.analog.noise import NoiseConfig
+from freqnoise.analog.product import analog_product, module_rng
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 
 
 class AnalogProduct(nn.Module):
-  """One analog product around `op` (lax.dot_general or lax.conv_general_dilated).
+  """Flax's product hook around `op` (lax.dot_general or lax.conv_general_dilated): calls the one
+  `analog_product` with this module's `make_rng`.
 
   Called by Flax exactly like `op(lhs, rhs, ...)`; the output has the units on its last axis
   (Dense: [..., features]; Conv: [N, H, W, features]) which is what per-example power averages over.
@@ -40,18 +43,8 @@ class AnalogProduct(nn.Module):
   output_quantizer: Quantizer = None
 
   def __call__(self, lhs: jax.Array, rhs: jax.Array, *args, **kwargs) -> jax.Array:
-    noise = self.noise
-    if self.input_quantizer is not None:
-      lhs = self.input_quantizer(lhs)
-    if noise is not None and noise.weight_noise != "none":
-      rhs = perturb_weights(self.make_rng("noise"), rhs, noise.weight_noise, noise.weight_sigma)
-    y = self.op(lhs, rhs, *args, **kwargs)
-    if noise is not None and noise.kind == "output":
-      y = add_output_noise(self.make_rng("noise"), y, noise.snr_db, noise.power,
-                           noise.power_gradient)
-    if self.output_quantizer is not None:
-      y = self.output_quantizer(y)
-    return y
+    return analog_product(self.op, lhs, rhs, self.noise, module_rng(self), dac=self.input_quantizer,
+                          adc=self.output_quantizer, op_args=args, op_kwargs=kwargs)
 
 
 def _analog_hook(module, op) -> Any:

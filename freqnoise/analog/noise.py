@@ -12,7 +12,6 @@ the `noise` RNG stream.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any
 
@@ -21,9 +20,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+import freqnoise.analog.gaussian as gaussian
+
 KINDS = ("output", "none")
 WEIGHT_NOISES = ("none", "additive", "multiplicative")
 POWERS = ("per_example", "per_unit")
+WEIGHT_DRAWS = ("programming", "read")
 LAYER_SETS = ("all", "all_but_first", "all_but_last", "all_but_first_last")
 
 
@@ -37,10 +39,20 @@ class NoiseConfig:
     weight_sigma: weight-noise level (relative to max|W| for 'additive', to W for 'multiplicative').
     kind: 'output' (additive Gaussian output noise set by `snr_db`) or 'none'.
     weight_noise: 'none', 'additive' (W + σ_w·max|W|·ε) or 'multiplicative' (W·(1 + σ_w·ε)).
+    weight_draw: 'programming' (default): one realisation of W̃ per model instance — per Monte
+      Carlo draw, per evaluation pass, per training step — fixed over batches and time steps, as
+      the conductance errors of a programmed chip; 'read': fresh at every product call (aihwkit's
+      `w_noise`). Qin & Vucinic and the DNI paper use output noise only; the NVM LSTM paper's
+      weight noise is programming noise.
     power: 'per_example' (P over the output units of each product) or 'per_unit' (P of each
       output unit over the batch and positions).
+    valid: optional [B] row mask (1 = real example, 0 = padding of a last batch); 'per_unit' power
+      averages over the real rows only. Set by `Experiment.predict(mask=...)`, not by configs.
     layers: which of a model's products are analog: 'all', 'all_but_first', 'all_but_last',
-      'all_but_first_last' (models ask `noise_for_layer`).
+      'all_but_first_last' (models ask `noise_for_layer`). "First" = the products that read the
+      model input, whatever the stem (a spatial stem's conv; without a stem, the first block's
+      convs that read the input; the frequency gate's hidden product); "last" = the classifier.
+      In recurrent models, layer 0's products are "first".
     snr_db_range: optional (lo, hi) in dB; training draws snr_db ~ U(lo, hi) once per step
       (`sample_training_noise`), shared by every layer of that step.
     power_gradient: let gradients flow through P (default False: P under stop_gradient, as
@@ -58,12 +70,15 @@ class NoiseConfig:
   layers: str = flax.struct.field(pytree_node=False, default="all")
   snr_db_range: tuple[float, float] | None = flax.struct.field(pytree_node=False, default=None)
   power_gradient: bool = flax.struct.field(pytree_node=False, default=False)
+  weight_draw: str = flax.struct.field(pytree_node=False, default="programming")
+  valid: Any = None
 
   def __post_init__(self):
     _check_choice("kind", self.kind, KINDS)
     _check_choice("weight_noise", self.weight_noise, WEIGHT_NOISES)
     _check_choice("power", self.power, POWERS)
     _check_choice("layers", self.layers, LAYER_SETS)
+    _check_choice("weight_draw", self.weight_draw, WEIGHT_DRAWS)
     if not isinstance(self.power_gradient, bool):
       raise TypeError(f"noise power_gradient must be True or False, got {self.power_gradient!r}")
     _check_number("snr_db", self.snr_db, allow_inf=True)
@@ -124,7 +139,7 @@ def noise_from_config(cfg: ml_collections.ConfigDict | dict | None, *,
   fields = dict(cfg.to_dict() if isinstance(cfg, ml_collections.ConfigDict) else cfg)
   if not fields:
     return None
-  known = {f.name for f in NoiseConfig.__dataclass_fields__.values()}
+  known = {f.name for f in NoiseConfig.__dataclass_fields__.values()} - {"valid"}
   unknown = sorted(set(fields) - known)
   if unknown:
     raise ValueError(f"unknown noise config field(s) {unknown}; known: {sorted(known)}")
@@ -166,34 +181,59 @@ def sample_training_noise(key: jax.Array, noise: NoiseConfig | None) -> NoiseCon
 
 
 def standard_normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-  """float32 N(0, 1) draws of `shape`, a pure function of `key`; every noise draw goes through here.
+  """float32 N(0, 1) draws of `shape`; every noise draw in freqnoise goes through here.
 
-  On a single device this draws with the non-partitionable Threefry variant: a Gaussian per
-  product output dominates the cost of noisy layers on CPU, and that variant hashes half as many
-  counters (a [28, 128, 512] draw: 7.8 ms against 25.7 ms on 2 CPU cores). The variant only
-  matters for sharded arrays, so with several devices JAX's default (partitionable) draw is kept.
-  The two variants give different (equally valid) numbers for the same key.
+  A pure function of `key` alone: the same numbers on 1 or many devices, resumed or not. The
+  algorithm (and its documented tails) lives in `freqnoise.analog.gaussian`.
   """
-  mode = jax.threefry_partitionable(False) if jax.device_count() == 1 else contextlib.nullcontext()
-  with mode:
-    return jax.random.normal(key, shape, jnp.float32)
+  return gaussian.standard_normal(key, shape)
 
 
-def signal_power(y: jax.Array, power: str, stop_gradient: bool = True) -> jax.Array:
+def signal_power(y: jax.Array, power: str, stop_gradient: bool = True,
+                 valid: jax.Array | None = None) -> jax.Array:
   """Mean square of `y` (under stop_gradient by default), broadcastable against `y` ([..., units]).
 
   'per_example': over the last axis (units) of each product -> shape [..., 1].
-  'per_unit': over every axis but the last (batch, positions) -> shape [1, ..., 1, units].
+  'per_unit': over every axis but the last (batch, positions) -> shape [1, ..., 1, units]; with a
+  row mask `valid` [B] (batch first), only the real rows count (padding rows add nothing).
   """
   _check_choice("power", power, POWERS)
   y2 = jnp.square((jax.lax.stop_gradient(y) if stop_gradient else y).astype(jnp.float32))
   if power == "per_example":
     return jnp.mean(y2, axis=-1, keepdims=True)
-  return jnp.mean(y2, axis=tuple(range(y.ndim - 1)), keepdims=True)
+  axes = tuple(range(y.ndim - 1))
+  if valid is None:
+    return jnp.mean(y2, axis=axes, keepdims=True)
+  valid = jnp.asarray(valid, jnp.float32)
+  if valid.ndim != 1 or valid.shape[0] != y.shape[0]:
+    raise ValueError(f"row mask must be [batch] = [{y.shape[0]}], got shape {valid.shape}")
+  weights = valid.reshape((-1,) + (1,) * (y.ndim - 1))
+  rows = jnp.maximum(jnp.sum(valid), 1.0) * (y2.size // (y.shape[0] * y.shape[-1]))
+  return jnp.sum(y2 * weights, axis=axes, keepdims=True) / rows
+
+
+def output_noise_variance(y: jax.Array, noise: NoiseConfig, groups: int = 1) -> jax.Array:
+  """σ² = P / 10^(SNR/10) of every output of `groups` side-by-side products y [..., G·H]:
+  P per example over each block's own H units, or per unit over the (real) rows and positions."""
+  stop = not noise.power_gradient
+  if noise.power == "per_example" and groups > 1:
+    blocks = y.reshape(*y.shape[:-1], groups, y.shape[-1] // groups)
+    power = jnp.broadcast_to(signal_power(blocks, "per_example", stop), blocks.shape).reshape(y.shape)
+  else:
+    power = signal_power(y, noise.power, stop, noise.valid)
+  return power / jnp.power(10.0, jnp.asarray(noise.snr_db, jnp.float32) / 10.0)
+
+
+def add_noise(key: jax.Array, y: jax.Array, variance: jax.Array, noise: NoiseConfig) -> jax.Array:
+  """y + sqrt(variance)·ε, ε = `standard_normal(key)`; exactly y where `noise.snr_db` is +inf."""
+  # sqrt'(0) is infinite: keep the gradient finite for all-zero products (e.g. dead ReLU rows).
+  std = jnp.sqrt(jnp.maximum(variance, 1e-30)) if noise.power_gradient else jnp.sqrt(variance)
+  noisy = y + (std * standard_normal(key, y.shape)).astype(y.dtype)
+  return jnp.where(jnp.isposinf(jnp.asarray(noise.snr_db, jnp.float32)), y, noisy)
 
 
 def add_output_noise(key: jax.Array, y: jax.Array, snr_db, power: str = "per_example",
-                     power_gradient: bool = False) -> jax.Array:
+                     power_gradient: bool = False, valid: jax.Array | None = None) -> jax.Array:
   """y + n with n ~ N(0, P / 10^(snr_db/10)); exactly y where snr_db = +inf.
 
   Args:
@@ -202,17 +242,14 @@ def add_output_noise(key: jax.Array, y: jax.Array, snr_db, power: str = "per_exa
     snr_db: scalar SNR in dB (Python number or traced array); +inf = no noise.
     power: 'per_example' or 'per_unit' (see `signal_power`).
     power_gradient: differentiate through the power (default: stop_gradient).
+    valid: optional [B] row mask for 'per_unit' power (padding rows excluded).
   """
   _check_number("snr_db", snr_db, allow_inf=True)
+  _check_choice("power", power, POWERS)
   if _is_python_number(snr_db) and snr_db == math.inf:
     return y
-  snr_db = jnp.asarray(snr_db, jnp.float32)
-  variance = signal_power(y, power, not power_gradient) / jnp.power(10.0, snr_db / 10.0)
-  eps = standard_normal(key, y.shape)
-  # sqrt'(0) is infinite: keep the gradient finite for all-zero products (e.g. dead ReLU rows).
-  std = jnp.sqrt(jnp.maximum(variance, 1e-30)) if power_gradient else jnp.sqrt(variance)
-  noisy = y + (std * eps).astype(y.dtype)
-  return jnp.where(jnp.isposinf(snr_db), y, noisy)
+  noise = NoiseConfig(snr_db=snr_db, power=power, power_gradient=power_gradient, valid=valid)
+  return add_noise(key, y, output_noise_variance(y, noise), noise)
 
 
 def perturb_weights(key: jax.Array, w: jax.Array, weight_noise: str, weight_sigma) -> jax.Array:

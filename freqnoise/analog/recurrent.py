@@ -9,8 +9,10 @@ square over that gate's H units, and additive weight noise scales with that gate
 In the RNN and LSTM the two products of a gate are only ever summed, so their independent output
 noises are drawn as one Gaussian with the summed variance (exactly the same distribution, half the
 random numbers); the GRU, and any cell with an ADC quantizer, draws each product's noise separately.
-Noise is drawn at every call of a cell, i.e. at every time step when the cell runs inside
-`nn.scan` with `split_rngs={'noise': True}` (as `RecurrentScan` does): fresh noise per step,
+Each product is the one `freqnoise.analog.product.analog_product`. Output (and read weight) noise
+is drawn at every call of a cell, i.e. at every time step when the cell runs inside `nn.scan` with
+`split_rngs={'noise': True, 'program': False}` (as `RecurrentScan` does): fresh noise per step,
+while programming weight noise is one W̃ for all steps,
 per sequence and per product. With `noise=None` (or a statically-off config) and no quantizers
 the cells compute exactly Flax's `nn.SimpleCell`, `nn.OptimizedLSTMCell` (= `nn.LSTMCell`) and
 `nn.GRUCell` gate math:
@@ -27,68 +29,18 @@ built from the input (`initial_carry(x)`), so it shards like the batch.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from freqnoise.analog.noise import (NoiseConfig, add_output_noise, perturb_weights, signal_power,
-                                   standard_normal)
+from freqnoise.analog.noise import NoiseConfig, add_noise
+from freqnoise.analog.product import analog_product, is_noisy, module_rng
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 Initializer = Callable[..., jax.Array]
-
-
-def grouped_analog_product(key: jax.Array | None, x: jax.Array, kernel: jax.Array,
-                           noise: NoiseConfig | None, groups: int,
-                           input_quantizer: Quantizer = None,
-                           output_quantizer: Quantizer = None) -> jax.Array:
-  """`groups` analog products side by side: ADC(DAC(x) · W̃ + n), no bias.
-
-  Args:
-    key: PRNG key for this call's noise (unused, may be None, when the noise is off).
-    x: [..., in_features].
-    kernel: [in_features, groups * units]; block k (columns k*units..) is product k.
-    noise: NoiseConfig or None; a statically-off config is exactly noiseless.
-    groups: number of products G in the fused kernel.
-  Returns:
-    [..., groups * units].
-  """
-  if input_quantizer is not None:
-    x = input_quantizer(x)
-  noisy = noise is not None and not noise.statically_off
-  if noisy and key is None:
-    raise ValueError("a noisy analog product needs a key from the 'noise' RNG stream")
-  if noisy and noise.weight_noise != "none":
-    key, weight_key = jax.random.split(key)
-    blocks = jnp.split(kernel, groups, axis=-1)
-    keys = jax.random.split(weight_key, groups)
-    kernel = jnp.concatenate([perturb_weights(k, w, noise.weight_noise, noise.weight_sigma)
-                              for k, w in zip(keys, blocks)], axis=-1)
-  y = jnp.dot(x, kernel)
-  if noisy and noise.kind == "output":
-    if noise.power == "per_example":  # P over each gate's own units
-      shape = y.shape
-      y = add_output_noise(key, y.reshape(*shape[:-1], groups, shape[-1] // groups),
-                           noise.snr_db, "per_example", noise.power_gradient).reshape(shape)
-    else:  # per unit over the batch: every unit is already its own column
-      y = add_output_noise(key, y, noise.snr_db, "per_unit", noise.power_gradient)
-  if output_quantizer is not None:
-    y = output_quantizer(y)
-  return y
-
-
-def _output_noise_variance(y: jax.Array, noise: NoiseConfig, groups: int) -> jax.Array:
-  """σ² = P / 10^(SNR/10) of each output of `groups` side-by-side products y [..., G·H], as
-  `add_output_noise` computes it (P per gate block per example, or per unit)."""
-  stop = not noise.power_gradient
-  if noise.power == "per_example":
-    blocks = y.reshape(*y.shape[:-1], groups, y.shape[-1] // groups)
-    power = jnp.broadcast_to(signal_power(blocks, "per_example", stop), blocks.shape).reshape(y.shape)
-  else:
-    power = signal_power(y, "per_unit", stop)
-  return power / jnp.power(10.0, jnp.asarray(noise.snr_db, jnp.float32) / 10.0)
 
 
 class _NoisyCell(nn.Module):
@@ -118,22 +70,19 @@ class _NoisyCell(nn.Module):
     w_h = self.param("recurrent_kernel", _blockwise(self.recurrent_kernel_init, self.groups),
                      (self.features, width), jnp.float32)
     noise = self.noise
-    noisy = noise is not None and not noise.statically_off
-    key_i, key_h, key_n = jax.random.split(self.make_rng("noise"), 3) if noisy else (None,) * 3
-    merge = (noisy and self.sums_products and noise.kind == "output"
+    rng = module_rng(self) if is_noisy(noise) else None
+    merge = (is_noisy(noise) and self.sums_products and noise.kind == "output"
              and self.output_quantizer is None)
-    product_noise = noise.replace(kind="none") if merge else noise  # weight noise stays per product
-    y_i = grouped_analog_product(key_i, x, w_i, product_noise, self.groups,
-                                 self.input_quantizer, self.output_quantizer)
-    y_h = grouped_analog_product(key_h, h, w_h, product_noise, self.groups,
-                                 self.input_quantizer, self.output_quantizer)
-    if merge:
-      variance = (_output_noise_variance(y_i, noise, self.groups)
-                  + _output_noise_variance(y_h, noise, self.groups))
-      eps = standard_normal(key_n, y_h.shape)  # non-partitionable Threefry on one device
-      # The floor keeps d sqrt finite at zero power when the gradient flows through it.
-      std = jnp.sqrt(jnp.maximum(variance, 1e-30)) if noise.power_gradient else jnp.sqrt(variance)
-      y_h = y_h + (std * eps).astype(y_h.dtype)
+    # (with a static +inf SNR the deferred variances are None: weight noise only)
+    # Separate DACs for x_t and h_{t-1} (the NVM LSTM's layout): each product quantizes its own input.
+    product = functools.partial(analog_product, jnp.dot, noise=noise, rng=rng, groups=self.groups,
+                                dac=self.input_quantizer)
+    if not merge:
+      return (product(x, w_i, adc=self.output_quantizer), product(h, w_h, adc=self.output_quantizer))
+    y_i, var_i = product(x, w_i, defer_output_noise=True)
+    y_h, var_h = product(h, w_h, defer_output_noise=True)
+    if var_i is not None:
+      y_h = add_noise(self.make_rng("noise"), y_h, var_i + var_h, noise)
     return y_i, y_h
 
   def initial_carry(self, x: jax.Array) -> Any:
@@ -233,7 +182,8 @@ class RecurrentScan(nn.Module):
     if x.ndim != 3:
       raise ValueError(f"RecurrentScan expects inputs [batch, time, features], got {x.shape}")
     scan = nn.scan(CELLS[self.cell], variable_broadcast="params",
-                   split_rngs={"params": False, "noise": True}, in_axes=1, out_axes=1)
+                   split_rngs={"params": False, "noise": True, "program": False},
+                   in_axes=1, out_axes=1)
     cell = scan(self.features, noise=self.noise, input_quantizer=self.input_quantizer,
                 output_quantizer=self.output_quantizer, name="cell")
     if carry is None:

@@ -58,6 +58,9 @@ class FrequencyGate(nn.Module):
     hidden: width of the hidden Dense layer; None means C.
     tau_start, tau_end, anneal_steps: Gumbel-softmax temperature schedule (`annealed_temperature`).
     noise: NoiseConfig for the gate's two Dense products (None = exact).
+    input_noise: NoiseConfig (or None) for the hidden product alone, which reads the (pooled) model
+      input; "same" (default) = `noise`. Models pass their "first product" noise here so that
+      `noise.layers='all_but_first'` means the products that read the input (DESIGN.md).
   """
 
   sparsity_weight: float = 0.0
@@ -66,6 +69,7 @@ class FrequencyGate(nn.Module):
   tau_end: float = 1.0
   anneal_steps: int = 0
   noise: NoiseConfig | None = None
+  input_noise: NoiseConfig | None | str = "same"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -80,7 +84,11 @@ class FrequencyGate(nn.Module):
     examples = self.variable("gate_stats", "examples", lambda: jnp.zeros((), jnp.float32))
 
     pooled = jnp.mean(x, axis=(1, 2))
-    h = nn.relu(NoisyDense(self.hidden or c, noise=self.noise, name="hidden")(pooled))
+    input_noise = self.noise if isinstance(self.input_noise, str) else self.input_noise
+    if isinstance(self.input_noise, str) and self.input_noise != "same":
+      raise ValueError(f"FrequencyGate.input_noise must be a NoiseConfig, None or 'same', got "
+                       f"{self.input_noise!r}")
+    h = nn.relu(NoisyDense(self.hidden or c, noise=input_noise, name="hidden")(pooled))
     logits = NoisyDense(2 * c, noise=self.noise, name="logits")(h).reshape(b, c, 2)  # [.., (off, on)]
     if train:
       tau = annealed_temperature(steps.value, self.tau_start, self.tau_end, self.anneal_steps)

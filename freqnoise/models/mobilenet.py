@@ -64,16 +64,17 @@ class MobileNetV2(nn.Module):
     conv = functools.partial(NoisyConv, use_bias=False, kernel_init=_CONV_INIT)
     if self.gate:
       x = FrequencyGate(sparsity_weight=self.gate_sparsity, tau_start=self.gate_tau_start,
-                        tau_end=self.gate_tau_end, anneal_steps=self.gate_anneal_steps, noise=noise(0),
-                        name="input_gate")(x, train=train)
+                        tau_end=self.gate_tau_end, anneal_steps=self.gate_anneal_steps, noise=noise(1),
+                        input_noise=noise(0), name="input_gate")(x, train=train)
     index = 0
     if self.stem == "spatial":
       x = conv(32, (3, 3), strides=1 if self.small_images else 2, noise=noise(0), name="stem_conv")(x)
       x = nn.relu6(norm(name="stem_bn")(x))
       index = 1
     for b, (t, c, s) in enumerate(blocks):
-      first_block = self.stem == "frequency" and b == 0  # reads the input directly
-      at = lambda k: noise(0 if first_block else index + k)
+      # Without a stem, block 0's first conv reads the input: "first" (as the stem conv would be).
+      first_block = self.stem == "frequency" and b == 0
+      at = lambda k: noise(0 if first_block and k == 0 else index + k)
       y, k = x, 0
       hidden = x.shape[-1] * t
       if t != 1:

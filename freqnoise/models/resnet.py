@@ -10,8 +10,9 @@ Stems (DESIGN.md "Frequency stems"):
 e.g. 8x8xC from 64x64 Tiny-ImageNet images). `gate=True` puts a `FrequencyGate` on the input.
 
 Every conv and the classifier are analog layers (`noise`); which ones are noisy follows
-`noise.layers`, counting the first conv (or, without a stem, the first block's convs and the gate)
-as "first" and the classifier as "last". Parameter counts with 1000 classes: ResNet-18 11,689,512;
+`noise.layers`. "First" means the products that read the model input, whatever the stem: the stem
+conv, or without a stem the first block's conv1 and projection conv (both read the input), and the
+gate's hidden product (it reads the pooled input). The classifier is "last". Parameter counts with 1000 classes: ResNet-18 11,689,512;
 ResNet-50 25,557,032 (as torchvision; BN running statistics are in `batch_stats`, not counted).
 """
 
@@ -122,7 +123,8 @@ class ResNet(nn.Module):
     if self.gate:
       x = FrequencyGate(sparsity_weight=self.gate_sparsity, tau_start=self.gate_tau_start,
                         tau_end=self.gate_tau_end, anneal_steps=self.gate_anneal_steps,
-                        noise=layer_noise(0), name="input_gate")(x, train=train)
+                        noise=layer_noise(1), input_noise=layer_noise(0),
+                        name="input_gate")(x, train=train)
     if self.stem == "spatial":
       k, s = (3, 1) if self.small_images else (7, 2)
       x = NoisyConv(self.width, (k, k), strides=s, use_bias=False, kernel_init=_CONV_INIT,
@@ -136,10 +138,12 @@ class ResNet(nn.Module):
       for j in range(n):
         out = self.width * 2 ** i * (4 if self.bottleneck else 1)
         strides = self._stride(i, j)
-        convs = (3 if self.bottleneck else 2) + (x.shape[-1] != out or strides != 1)
-        # Without a stem the first block reads the input, so its convs count as "first".
-        noises = tuple(layer_noise(0 if self.stem == "frequency" and i == j == 0 else index + c)
-                       for c in range(convs))
+        main = 3 if self.bottleneck else 2
+        convs = main + (x.shape[-1] != out or strides != 1)
+        # Without a stem, the first block's conv1 and projection read the input: "first". The
+        # other convs of that block are not (index + c > 0 for c > 0).
+        reads_input = lambda c: self.stem == "frequency" and i == j == 0 and c in (0, main)
+        noises = tuple(layer_noise(0 if reads_input(c) else index + c) for c in range(convs))
         x = _Block(self.width * 2 ** i, strides, self.bottleneck, noises, train,
                    name=f"layer{i + 1}_{j}")(x)
         index += convs

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 
 from freqnoise.analog.layers import NoisyDense
 from freqnoise.analog.noise import NoiseConfig, noise_for_layer
-from freqnoise.analog.recurrent import CELLS, RecurrentScan, grouped_analog_product
+from freqnoise.analog.product import analog_product, is_noisy, module_rng
+from freqnoise.analog.recurrent import CELLS, RecurrentScan
 from freqnoise.models.registry import register
 
 READOUTS = ("last", "mean")
@@ -145,7 +146,6 @@ class LSTMLanguageModel(nn.Module):
     out_noise = noise_for_layer(self.noise, count - 1, count)
     if not self.tie_weights:
       return NoisyDense(self.num_classes, noise=out_noise, kernel_init=init, name="logits")(x)
-    noisy = out_noise is not None and not out_noise.statically_off
-    key = self.make_rng("noise") if noisy else None
+    rng = module_rng(self) if is_noisy(out_noise) else None
     bias = self.param("logits_bias", nn.initializers.zeros_init(), (self.num_classes,), jnp.float32)
-    return grouped_analog_product(key, x, embed.embedding.T, out_noise, 1) + bias
+    return analog_product(jnp.dot, x, embed.embedding.T, out_noise, rng) + bias

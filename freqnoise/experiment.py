@@ -1,0 +1,220 @@
+"""The assembled run: data, input transform, models, optimizer, mesh, input statistics, and the one
+`predict` that the trainer's eval, every evaluator, `freqnoise.evaluate` and the experiment scripts
+call (raw input -> transform -> model with a given noise and key -> logits).
+
+`Experiment(config, workdir)` is built once per run; it reads data and fits (or reloads) the input
+statistics. Randomness follows `freqnoise.rng`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from freqnoise import rng, sharding
+from freqnoise.analog.noise import NoiseConfig, noise_from_config
+from freqnoise.checkpoint import Checkpointer, CheckpointError
+from freqnoise.data import Splits, load_splits
+from freqnoise.data.pipeline import ORDERS
+from freqnoise.data.transforms import build_transform
+from freqnoise.models import build_model
+from freqnoise.optim import build_optimizer
+
+# The collection holding a model's recurrent state carried across batches (lstm_lm(carry_state=True)
+# writes it; config.data.order='sequential' feeds the batches it needs).
+CARRY = "carry"
+# Collections a model writes during a pass that are not state to carry over.
+TRANSIENT_COLLECTIONS = ("losses", "intermediates")
+# Not a Flax collection: the input statistics travel with the variables given to `predict`.
+INPUT_STATS = "input_stats"
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training; a pytree (checkpointed as a whole)."""
+
+  step: jax.Array
+  params: Any
+  model_state: Any  # non-parameter collections: batch_stats, gate_stats, quantizer ranges, carry
+  opt_state: Any
+
+
+def split_state(variables: dict) -> tuple[Any, dict]:
+  """(params, model_state) from a variables dict, dropping transient collections."""
+  variables = dict(variables)
+  params = variables.pop("params", {})
+  return params, {k: v for k, v in variables.items() if k not in TRANSIENT_COLLECTIONS}
+
+
+class Experiment:
+  """What one config trains and evaluates. Everything here derives from (config, workdir)."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, splits: Splits | None = None):
+    self.config = config
+    self.workdir = workdir
+    self.input_key = config.data.get("input_key", "image")
+    self.label_key = config.data.get("label_key", "label")
+    # Cheap checks first: names and fields, before any data is read.
+    self.transform = build_transform(config.get("input"))
+    self.train_noise = noise_from_config(config.get("train_noise"))
+    self.eval_noise = noise_from_config(config.get("eval_noise"))
+    # The eval noise's kind / power / layers even when its SNR is inf: the SNR-sweeping evaluators
+    # take the SNR from their grid and everything else from here.
+    self.eval_noise_spec = noise_from_config(config.get("eval_noise"), keep_off=True) or NoiseConfig()
+    self.order = config.data.get("order", "shuffled")
+    if self.order not in ORDERS:
+      raise ValueError(f"unknown config.data.order {self.order!r}; expected one of "
+                       f"{', '.join(ORDERS)}")
+    if config.model.get("carry_state", False) and self.order != "sequential":
+      raise ValueError("config.model.carry_state needs config.data.order = 'sequential' (a state "
+                       "carried into a shuffled batch would continue the wrong rows)")
+    self.mesh = sharding.make_mesh(config.get("num_devices", 0))
+    sharding.check_batch_size(config.data.batch_size, self.mesh)
+    sharding.check_batch_size(self.eval_batch_size, self.mesh, "eval_batch_size")
+    self.splits = splits if splits is not None else load_splits(config.data, seed=config.seed)
+    for key in (self.input_key, self.label_key):
+      if key not in self.splits.train.arrays:
+        raise ValueError(f"data source {self.splits.name} has no field {key!r}; it has "
+                         f"{sorted(self.splits.train.arrays)}")
+    self.model = build_model(config.model, num_classes=self.splits.num_classes,
+                             noise=self.train_noise)
+    self.steps_per_epoch = len(self.splits.train) // config.data.batch_size
+    self.num_steps = config.num_steps or config.get("num_epochs", 0) * self.steps_per_epoch
+    if self.num_steps <= 0:
+      raise ValueError("set config.num_steps or config.num_epochs to a positive number")
+    self.tx = build_optimizer(config.optimizer, self.num_steps, steps_per_epoch=self.steps_per_epoch)
+    self.stats = self._input_stats()
+    self.stats_device = sharding.replicate({k: jnp.asarray(v) for k, v in self.stats.items()},
+                                           self.mesh)
+
+  @property
+  def eval_batch_size(self) -> int:
+    return self.config.data.get("eval_batch_size") or self.config.data.batch_size
+
+  @property
+  def root_key(self) -> jax.Array:
+    return rng.root_key(self.config.seed)
+
+  def key(self, consumer: str) -> jax.Array:
+    """The key of one consumer of this run's randomness (see freqnoise.rng)."""
+    return rng.consumer_key(self.root_key, consumer)
+
+  # ----------------------------------------------------------------------------- statistics
+  def _input_stats(self) -> dict[str, np.ndarray]:
+    """Input statistics from the training split, saved in the workdir and reused on resume."""
+    path = os.path.join(self.workdir, "input_stats.npz")
+    if os.path.isfile(path):
+      with np.load(path) as z:
+        stats = {k: z[k] for k in z.files}
+      self._check_saved_stats(stats, path)
+      return stats
+    stats = self.transform.fit(self.splits.train.arrays[self.input_key], seed=self.config.seed)
+    if jax.process_index() == 0:
+      os.makedirs(self.workdir, exist_ok=True)
+      fd, tmp = tempfile.mkstemp(dir=self.workdir, suffix=".npz.tmp")
+      with os.fdopen(fd, "wb") as f:
+        np.savez(f, **stats)
+      os.replace(tmp, path)
+    return stats
+
+  def _check_saved_stats(self, stats: dict, path: str) -> None:
+    """Saved statistics must describe this config's input (same fields, channels and width)."""
+    # The transform's own fit on two examples is the reference for fields and shapes.
+    fresh = self.transform.fit(self.splits.train.arrays[self.input_key][:2], seed=0)
+    problems = []
+    if set(fresh) != set(stats):
+      problems.append(f"fields {sorted(stats)} (this config: {sorted(fresh)})")
+    for k in sorted(set(fresh) & set(stats)):
+      if np.shape(fresh[k]) != np.shape(stats[k]):
+        problems.append(f"{k} of shape {np.shape(stats[k])} (this config: {np.shape(fresh[k])})")
+      elif k == "channels" and not np.array_equal(fresh[k], stats[k]):
+        problems.append(f"DCT channels {stats[k].tolist()} (this config: {fresh[k].tolist()})")
+    if problems:
+      raise ValueError(f"{path} was fitted for another input: it has " + "; ".join(problems)
+                       + ". Use another --workdir, or delete the file to refit.")
+
+  # ----------------------------------------------------------------------------- state
+  def init_state(self, key: jax.Array) -> TrainState:
+    # A carried state is sized by the batch it is initialised with: use a whole training batch.
+    rows = self.config.data.batch_size if self.order == "sequential" else 1
+    sample = self.splits.train.arrays[self.input_key][:rows]
+    x = self.transform(self.stats, jnp.asarray(sample))
+    variables = self.model.init(rng.stream_keys(key), x, train=False)
+    params, model_state = split_state(variables)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                      opt_state=self.tx.init(params))
+
+  def initial_state(self) -> TrainState:
+    """A freshly initialised state, replicated over the mesh (the 'init' consumer key)."""
+    init = jax.jit(self.init_state, out_shardings=sharding.replicated(self.mesh))
+    return init(self.key("init"))
+
+  def restore(self, workdir: str | None = None) -> TrainState:
+    """The latest checkpoint of `workdir` (default: this run's) into this experiment's state."""
+    workdir = self.workdir if workdir is None else workdir
+    checkpointer = Checkpointer(workdir, every=1)
+    try:
+      if checkpointer.latest_step() is None:
+        raise CheckpointError(f"no checkpoint in {checkpointer.directory}")
+      state = checkpointer.restore(self.initial_state())
+    finally:
+      checkpointer.close()
+    step = int(jax.device_get(state.step))
+    if step > self.num_steps:
+      raise CheckpointError(past_end_message(checkpointer.directory, step, self.num_steps))
+    return state
+
+  def variables(self, state: TrainState) -> dict:
+    """What `predict` takes: params, the model's other collections and the input statistics."""
+    return {"params": state.params, **state.model_state, INPUT_STATS: self.stats_device}
+
+  # ----------------------------------------------------------------------------- forward
+  def forward(self, variables: dict, x: jax.Array, *, train: bool, noise: NoiseConfig | None,
+              rngs: dict, mutable: list | bool = False):
+    """Transform raw input `x`, then run the model with `noise` (None = noiseless)."""
+    variables = dict(variables)
+    stats = variables.pop(INPUT_STATS)
+    model = self.model.clone(noise=noise)
+    return model.apply(variables, self.transform(stats, x), train=train, rngs=rngs,
+                       mutable=mutable)
+
+  def predict(self, variables: dict, x: jax.Array, *, noise: NoiseConfig | None, key: jax.Array,
+              program_key: jax.Array | None = None, carry: Any = None,
+              mask: jax.Array | None = None):
+    """Evaluation-mode logits of raw inputs `x` [B, ...] under `noise`.
+
+    Args:
+      variables: `variables(state)`.
+      noise: NoiseConfig (any SNR, traced or not) or None for exactly noiseless products.
+      key: this call's key; the `noise`, `dropout` and `gumbel` streams derive from it.
+      program_key: key of the programming weight noise (one chip); pass the same key for every
+        batch of one evaluation pass. Default: derived from `key` (a new chip per call).
+      carry: the recurrent state to start from (models with a `carry` collection); when given,
+        returns `(logits, new_carry)`.
+      mask: [B] 1 for real rows, 0 for padding; per-unit noise power counts only real rows.
+    Returns:
+      logits [B, ..., C] (or `(logits, carry)` when `carry` is given).
+    """
+    if noise is not None and mask is not None and noise.power == "per_unit":
+      noise = noise.replace(valid=mask)
+    rngs = rng.stream_keys(key)
+    if program_key is not None:
+      rngs["program"] = program_key
+    if carry is None:
+      return self.forward(variables, x, train=False, noise=noise, rngs=rngs)
+    logits, updates = self.forward({**variables, CARRY: carry}, x, train=False, noise=noise,
+                                   rngs=rngs, mutable=[CARRY])
+    return logits, updates[CARRY]
+
+
+def past_end_message(directory: str, step: int, num_steps: int) -> str:
+  return (f"checkpoint {directory} is at step {step}, past this config's {num_steps} training "
+          "steps: nothing would be trained. Extend config.num_steps / num_epochs, or start a new "
+          "--workdir (e.g. to fine-tune from it). Nothing was overwritten.")
