@@ -1,45 +1,36 @@
-"""Monte Carlo evaluation of a saved run: restores the latest checkpoint of `--workdir` and runs
-the `montecarlo` evaluator (accuracy per SNR x noise draw, voting vs K).
+"""Evaluation of a saved run: restores the latest checkpoint of `--workdir` and runs one of its
+evaluators (default: its Monte Carlo block — accuracy per SNR x noise draw, voting vs K).
 
     python -m freqnoise.evaluate --workdir=DIR --config.eval_noise.snr_db=0
     python -m freqnoise.evaluate --workdir=DIR --snrs_db=-5,0,5,10,20,inf --num_draws=32
+    python -m freqnoise.evaluate --workdir=DIR --eval=mc_perplexity
 
-The run's own config (DIR/config.json) is loaded and any `--config.a.b=v` overrides it. The eval
-noise is `config.eval_noise` (kind, power, layers, weight noise; default: output noise on every
-product, power per example); its SNRs come from `--snrs_db`, else from an explicit
-`--config.eval_noise.snr_db`, else from the run's saved `config.montecarlo.snrs_db`, else from its
-`config.eval_noise.snr_db`. Training noise never leaks into evaluation. Results print as a table
-and go to DIR/<--output> as JSON (redraw plots with freqnoise.plots).
+The run's own config (DIR/config.json) is loaded and any `--config.a.b=v` overrides it. `--eval`
+names a `config.evals` block (default: the run's first block of type montecarlo, or a default one
+when it has none). The eval noise is `config.eval_noise` (kind, power, layers, weight noise); the
+SNRs come from `--snrs_db`, else from an explicit `--config.eval_noise.snr_db`, else from the
+block's `snrs_db`, else from `config.eval_noise.snr_db`. Training noise never leaks into
+evaluation. The evaluator runs with the same key as at the end of training
+(`experiment.key(name)`), so the numbers match. Results print as a table and the full arrays go
+to DIR/<the block's output> as JSON (redraw plots with freqnoise.plots).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import sys
 
-import jax
 import ml_collections
 
-EVAL_NOISE_DEFAULTS = {"kind": "output", "snr_db": math.inf, "weight_noise": "none",
-                       "weight_sigma": 0.0, "power": "per_example", "layers": "all"}
+MONTECARLO = "montecarlo"
 
 
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config saved by the trainer in `workdir`, with `eval_noise` and `montecarlo` blocks
-  filled in with defaults so that command-line overrides can reach every field."""
-  from freqnoise.robust.evaluators import MONTECARLO_DEFAULTS
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path} not found: is {workdir!r} a training run folder?")
-  with open(path) as f:
-    data = _lists_to_tuples(json.load(f))  # JSON has no tuples; models must stay hashable
-  data["eval_noise"] = {**EVAL_NOISE_DEFAULTS, **(data.get("eval_noise") or {})}
-  data["montecarlo"] = {**MONTECARLO_DEFAULTS, **(data.get("montecarlo") or {})}
-  data["montecarlo"]["snrs_db"] = ",".join(str(s) for s in data["montecarlo"]["snrs_db"]) \
-      if not isinstance(data["montecarlo"]["snrs_db"], str) else data["montecarlo"]["snrs_db"]
-  return ml_collections.ConfigDict(data)
+def _noise_defaults() -> dict:
+  from freqnoise.analog.noise import NoiseConfig
+  return {f.name: f.default for f in dataclasses.fields(NoiseConfig) if f.name != "valid"}
 
 
 def _lists_to_tuples(value):
@@ -50,35 +41,76 @@ def _lists_to_tuples(value):
   return value
 
 
-def evaluate_run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Restores the latest checkpoint in `workdir` and runs the montecarlo evaluator.
+def _evals_of(data: dict) -> dict:
+  """config.evals as {name: block}; a run saved with the old shape (evals = a tuple of names,
+  settings in config.<name>) is read into the new one."""
+  evals = data.get("evals") or {}
+  if isinstance(evals, (list, tuple)):
+    evals = {name: {"type": name, **(data.pop(name, None) or {})} for name in evals}
+    if MONTECARLO not in evals and isinstance(data.get(MONTECARLO), dict):
+      evals[MONTECARLO] = {"type": MONTECARLO, **data.pop(MONTECARLO)}
+  return dict(evals)
 
-  Returns the evaluator's scalars (the full arrays are in workdir/config.montecarlo.output).
+
+def montecarlo_name(config) -> str | None:
+  """The name of the first `config.evals` block of type montecarlo (None when there is none)."""
+  evals = config.get("evals") or {}
+  return next((name for name, block in evals.items() if block.get("type") == MONTECARLO), None)
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config saved by the trainer in `workdir`, with `eval_noise` and every `config.evals`
+  block filled in with their defaults (so command-line overrides can reach every field); a
+  montecarlo block is added when the run has none."""
+  from freqnoise import evaluators
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path} not found: is {workdir!r} a training run folder?")
+  with open(path) as f:
+    data = _lists_to_tuples(json.load(f))  # JSON has no tuples; models must stay hashable
+  data["eval_noise"] = {**_noise_defaults(), **(data.get("eval_noise") or {})}
+  evals = _evals_of(data)
+  if not any(block.get("type") == MONTECARLO for block in evals.values()):
+    evals[MONTECARLO] = {"type": MONTECARLO}
+  for name, block in evals.items():
+    block = {"type": block.get("type"), **evaluators.registry.lookup(block.get("type")).defaults,
+             **block}
+    if "snrs_db" in block and not isinstance(block["snrs_db"], str):
+      # A string, so that --config.evals.NAME.snrs_db=-5,0,inf can override it.
+      block["snrs_db"] = ",".join(str(s) for s in block["snrs_db"])
+    evals[name] = block
+  data["evals"] = evals
+  return ml_collections.ConfigDict(data)
+
+
+def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
+                 name: str | None = None) -> dict[str, float]:
+  """Restores the latest checkpoint in `workdir` and runs the evaluator `name` of `config.evals`
+  (default: its montecarlo block) with the key of the end-of-training evaluation.
+
+  Returns the evaluator's scalars (full arrays: workdir/<the block's output>).
   """
-  from freqnoise.checkpoint import Checkpointer
-  from freqnoise.robust.evaluators import run_evaluator
-  from freqnoise.train import Task
-  task = Task(config, workdir)
-  root_key = jax.random.PRNGKey(config.seed)
-  state = jax.jit(task.init_state)(jax.random.fold_in(root_key, 0))
-  checkpointer = Checkpointer(workdir, every=max(1, config.checkpoint_every))
-  if checkpointer.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
-  state = checkpointer.restore(state)
-  checkpointer.close()
-  # Same key as the end-of-training evaluation, so the numbers match.
-  return run_evaluator("montecarlo", task, state, jax.random.fold_in(root_key, 2))
+  from freqnoise import evaluators
+  from freqnoise.experiment import Experiment
+  name = name or montecarlo_name(config)
+  if name is None:
+    raise ValueError("config.evals has no montecarlo block; name one with --eval")
+  evaluators.check_config(config)
+  experiment = Experiment(config, workdir)
+  return evaluators.run(experiment, experiment.restore(), name)
 
 
-def format_table(scalars: dict) -> str:
-  snrs = sorted({k.split("/")[0] for k in scalars},
+def format_table(scalars: dict[str, float]) -> str:
+  """One row per SNR of an evaluator's 'snr_X/<metric>' scalars (the montecarlo columns first)."""
+  snrs = sorted({k.split("/")[0] for k in scalars if k.startswith("snr_")},
                 key=lambda s: float(s.split("_", 1)[1]))
-  lines = [f"{'SNR dB':>8} {'mean':>7} {'std':>7} {'p2.5':>7} {'p97.5':>7} {'major.':>7} "
-           f"{'meanp':>7}"]
+  metrics = [m for m in ("mean", "ci95", "std", "p2.5", "p97.5", "vote_majority",
+                         "vote_mean_prob") if any(f"{s}/{m}" in scalars for s in snrs)]
+  short = {"vote_majority": "major.", "vote_mean_prob": "meanp"}
+  lines = [f"{'SNR dB':>8} " + " ".join(f"{short.get(m, m):>7}" for m in metrics)]
   for s in snrs:
-    v = [scalars[f"{s}/{k}"] for k in ("mean", "std", "p2.5", "p97.5", "vote_majority",
-                                       "vote_mean_prob")]
-    lines.append(f"{s.split('_', 1)[1]:>8} " + " ".join(f"{x:7.4f}" for x in v))
+    lines.append(f"{s.split('_', 1)[1]:>8} " + " ".join(
+        f"{scalars.get(f'{s}/{m}', math.nan):7.4f}" for m in metrics))
   return "\n".join(lines)
 
 
@@ -97,11 +129,12 @@ def run() -> None:
   sys.path.insert(0, os.getcwd())
   workdir = _workdir_from_argv(sys.argv)
   if workdir is None:
-    sys.exit("usage: python -m freqnoise.evaluate --workdir=DIR [--snrs_db=...] "
+    sys.exit("usage: python -m freqnoise.evaluate --workdir=DIR [--eval=NAME] [--snrs_db=...] "
              "[--num_draws=N] [--config.eval_noise.snr_db=...]")
   workdir = os.path.expanduser(workdir)
   config_flags.DEFINE_config_dict("config", load_run_config(workdir), "Run config (overridable).")
   flags.DEFINE_string("workdir", None, "Training run folder holding checkpoints/ and config.json.")
+  flags.DEFINE_string("eval", None, "config.evals block to run (default: the montecarlo block).")
   flags.DEFINE_string("snrs_db", None, "Comma-separated eval SNRs in dB, e.g. -5,0,5,10,20,inf.")
   flags.DEFINE_integer("num_draws", None, "Noise draws per SNR (voting uses K = 1..num_draws).")
 
@@ -110,15 +143,20 @@ def run() -> None:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     config = flags.FLAGS.config
+    name = flags.FLAGS.eval or montecarlo_name(config)
+    if name not in config.evals:
+      raise app.UsageError(f"--eval={name}: the run has evaluators {sorted(config.evals)}")
+    block = config.evals[name]
     if flags.FLAGS.snrs_db is not None:
-      config.montecarlo.snrs_db = flags.FLAGS.snrs_db
+      block.snrs_db = flags.FLAGS.snrs_db
     elif any(a.startswith("--config.eval_noise.snr_db") for a in sys.argv):
-      config.montecarlo.snrs_db = ""  # an explicit single eval SNR beats the run's saved grid
+      block.snrs_db = ""  # an explicit single eval SNR beats the run's saved grid
     if flags.FLAGS.num_draws is not None:
-      config.montecarlo.num_draws = flags.FLAGS.num_draws
-    scalars = evaluate_run(config, workdir)
+      block.num_draws = flags.FLAGS.num_draws
+    scalars = evaluate_run(config, workdir, name)
     print(format_table(scalars))
-    print(f"full arrays: {os.path.join(workdir, config.montecarlo.output)}")
+    if block.get("output"):
+      print(f"full arrays: {os.path.join(workdir, block.output)}")
 
   app.run(main)
 

@@ -4,7 +4,8 @@
   PYTHONPATH=. python experiments/deep_noise_injection/run.py --task ptb        # LSTM LM
 Each run is `freqnoise.train.train_and_evaluate` on configs/dni_seqmnist.py or configs/dni_ptb.py
 with `train_noise.snr_db` set, followed by Monte Carlo evaluation of the final weights at every eval
-SNR (`montecarlo` evaluator: accuracy over draws + voting; `mc_perplexity` below for the LM).
+SNR (the library's `montecarlo` evaluator: accuracy over draws + voting; `mc_perplexity` for the LM,
+both in freqnoise/evaluators).
 Finished runs are reused (the workdir holds their results), so the script can be re-run to redraw.
 Writes RESULTS_<task>.md (table) and <task>.png (figure) next to this file.
 """
@@ -16,87 +17,35 @@ import json
 import math
 import os
 
-import jax
-import jax.numpy as jnp
 import matplotlib
+import ml_collections
 import numpy as np
-import optax
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from configs import dni_ptb, dni_seqmnist  # noqa: E402
-from freqnoise.robust.evaluators import register_evaluator  # noqa: E402
 from freqnoise.train import train_and_evaluate  # noqa: E402
 
 TRAIN_SNRS = (math.inf, 20.0, 10.0, 5.0, 0.0)
 EVAL_SNRS = (-5.0, 0.0, 5.0, 10.0, 20.0, math.inf)
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")  # where report() writes
-
-
-@register_evaluator("mc_perplexity", {"snrs_db": (), "num_draws": 4, "batch_size": 0,
-                                      "output": "mc_perplexity.json"})
-def mc_perplexity(task, state, key, settings):
-  """Test perplexity exp(mean token NLL) of each of `num_draws` noisy passes at each SNR.
-
-  A model that carries its LSTM state across batches (`carry_state`) is run over the test rows in
-  stream order, `eval_batch_size` streams at a time, from a zero state, as the trainer evaluates
-  it; otherwise rows are independent and `batch_size` of them run at once."""
-  base = task.eval_noise_spec  # kind / power / layers of config.eval_noise, even at SNR inf
-  tokens = task.splits.test.arrays[task.input_key]
-  targets = task.splits.test.arrays[task.label_key]
-  carried = "carry" in state.model_state
-  batch = task.eval_batch_size if carried else (settings["batch_size"] or task.eval_batch_size)
-  if carried and len(tokens) % batch:
-    raise ValueError(f"mc_perplexity: {len(tokens)} test rows are not whole blocks of "
-                     f"eval_batch_size={batch} streams")
-  zero = jax.tree.map(lambda c: jnp.zeros((batch,) + c.shape[1:], c.dtype),
-                      state.model_state.get("carry", {}))
-
-  @jax.jit
-  def nll_sum(carry, x, y, snr, k):
-    model = task.model.clone(noise=base.replace(snr_db=snr, snr_db_range=None))
-    variables = {"params": state.params, **state.model_state}
-    if carried:
-      variables["carry"] = carry
-    rngs = {"noise": k, "dropout": jax.random.fold_in(k, 1)}
-    logits, updates = model.apply(variables, task.transform(task.stats_device, x), train=False,
-                                  rngs=rngs, mutable=["carry"] if carried else [])
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, y).sum()
-    return nll, updates.get("carry", carry)
-
-  snrs = [float(s) for s in settings["snrs_db"]]
-  ppl = np.zeros((len(snrs), settings["num_draws"]))
-  for i, snr in enumerate(snrs):
-    for d in range(settings["num_draws"]):
-      total, carry = 0.0, zero
-      for b, start in enumerate(range(0, len(tokens), batch)):
-        k = jax.random.fold_in(jax.random.fold_in(key, d), b)
-        nll, carry = nll_sum(carry, tokens[start:start + batch], targets[start:start + batch],
-                             jnp.float32(snr), k)
-        total += float(nll)
-      ppl[i, d] = math.exp(total / targets.size)
-  path = os.path.join(task.workdir, settings["output"])
-  with open(path + ".tmp", "w") as f:
-    json.dump({"snrs_db": [str(s) for s in snrs], "perplexity": ppl.tolist()}, f)
-  os.replace(path + ".tmp", path)
-  return {f"snr_{s:g}/mean": float(p) for s, p in zip(snrs, ppl.mean(1))}
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_one(task: str, cell: str, train_snr: float, args) -> dict:
   workdir = os.path.join(args.workroot, f"{task}_{cell}_train{train_snr:g}{args.tag}")
   if task == "seqmnist":
     config = dni_seqmnist.get_config(f"cell={cell}")
-    config.evals = ("montecarlo",)
-    config.montecarlo = {"snrs_db": EVAL_SNRS, "num_draws": args.draws, "batch_size": 1000}
+    config.evals = ml_collections.ConfigDict({"montecarlo": {
+        "type": "montecarlo", "snrs_db": EVAL_SNRS, "num_draws": args.draws, "batch_size": 1000}})
     out_file = "montecarlo.json"
   else:
     config = dni_ptb.get_config("quick")  # Adam: far lower perplexity than SGD in a few hundred steps
     # 20 test streams keep 99.4% of the test tokens (81,900 of 82,430) as 2,340 rows of 35, run
     # 20 streams at a time with the LSTM state carried from row block to row block.
     config.data.eval_batch_size = 20
-    config.evals = ("mc_perplexity",)
-    config.mc_perplexity = {"snrs_db": EVAL_SNRS, "num_draws": args.draws, "batch_size": 468}
+    config.evals = ml_collections.ConfigDict({"mc_perplexity": {
+        "type": "mc_perplexity", "snrs_db": EVAL_SNRS, "num_draws": args.draws}})
     out_file = "mc_perplexity.json"
   config.num_epochs = args.epochs
   if args.steps:

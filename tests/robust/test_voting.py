@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from freqnoise.robust import draw_key, mc_accuracy, vote_predictions
+from freqnoise.robust import draw_noise_key, draw_program_key, mc_accuracy, vote_predictions
 
 # PROBS[d, n] = class probabilities of pass d on example n (3 passes, 5 examples, 3 classes).
 PROBS = np.array([
@@ -35,20 +35,24 @@ def test_vote_predictions_by_hand():
     vote_predictions(logits[0], "majority")
 
 
-def _fake_apply(variables, x, snr_db, key):
-  """Looks the draw up from its key; returns the table's logits for the examples `x` (indices)."""
+def _fake_apply(variables, x, snr_db, key, program_key, mask):
+  """Looks the draw up from its noise key and, independently, from its programming key (they must
+  agree); returns the table's logits for the examples `x` (indices)."""
   match = jnp.all(jax.random.key_data(key) == variables["keys"], axis=-1)
   draw = jnp.argmax(match) // variables["num_batches"].shape[0]
-  return variables["logits"][draw][x]
+  chip = jnp.argmax(jnp.all(jax.random.key_data(program_key) == variables["chips"], axis=-1))
+  return jnp.where(chip == draw, variables["logits"][draw][x], jnp.nan)
 
 
 @pytest.mark.parametrize("batch_size,draws_per_chunk", [(5, None), (2, 1), (3, 3)])
 def test_mc_accuracy_voting_matches_hand_computation(batch_size, draws_per_chunk):
   key = jax.random.key(42)
   num_batches = -(-5 // batch_size)
-  keys = jnp.stack([jax.random.key_data(draw_key(key, d, b)) for d in range(3)
+  keys = jnp.stack([jax.random.key_data(draw_noise_key(key, d, b)) for d in range(3)
                     for b in range(num_batches)])
-  variables = {"keys": keys, "logits": jnp.log(PROBS), "num_batches": jnp.zeros(num_batches)}
+  chips = jnp.stack([jax.random.key_data(draw_program_key(key, d)) for d in range(3)])
+  variables = {"keys": keys, "chips": chips, "logits": jnp.log(PROBS),
+               "num_batches": jnp.zeros(num_batches)}
   result = mc_accuracy(_fake_apply, variables, np.arange(5), LABELS, snrs_db=[0.0, np.inf],
                        num_draws=3, key=key, batch_size=batch_size,
                        draws_per_chunk=draws_per_chunk)

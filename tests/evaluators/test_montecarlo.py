@@ -1,0 +1,124 @@
+"""The montecarlo evaluator on a digits MLP built as an Experiment: its scalars and JSON, a limit
+that samples across a class-sorted split, the run's mesh, the eval noise's layers kept when its
+own SNR is inf, the inf shortcut only without weight noise, SNR grids from command-line strings."""
+
+import dataclasses
+import json
+import math
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs.digits_mlp import get_config
+from freqnoise import evaluators
+from freqnoise.analog.noise import NoiseConfig
+from freqnoise.data import ArrayDataset, Splits, load_splits
+from freqnoise.evaluators import montecarlo as mc_module
+from freqnoise.evaluators.montecarlo import deterministic_at_inf, evaluation_set, parse_snr_grid
+from freqnoise.experiment import Experiment
+from freqnoise.robust import result_from_json
+
+
+def _config(**block):
+  c = get_config("tiny")
+  c.eval_noise.snr_db = 0.0
+  c.eval_noise.layers = "all_but_first"
+  c.evals = ml_collections.ConfigDict({"montecarlo": {
+      "type": "montecarlo", "snrs_db": (0.0, 10.0, math.inf), "num_draws": 4, "limit": 100,
+      **block}})
+  return c
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  experiment = Experiment(_config(), str(tmp_path_factory.mktemp("mc")))
+  return experiment, experiment.initial_state()
+
+
+def test_scalars_and_json(run):
+  experiment, state = run
+  mc = evaluators.run(experiment, state, "montecarlo")
+  assert set(mc) == {f"snr_{s}/{m}" for s in ("0", "10", "inf") for m in
+                     ("mean", "ci95", "std", "p2.5", "p97.5", "vote_majority", "vote_mean_prob")}
+  assert mc["snr_inf/std"] == 0.0 and mc["snr_0/std"] > 0.0 and mc["snr_0/ci95"] > 0.0
+  with open(f"{experiment.workdir}/montecarlo.json") as f:
+    saved = json.load(f)
+  assert saved["noise"]["layers"] == "all_but_first" and saved["snrs_db"][-1] == "inf"
+  result = result_from_json(saved)
+  assert result.accuracy.shape == (3, 4) and result.num_examples == 100
+  assert evaluators.run(experiment, state, "montecarlo") == mc  # a function of the key alone
+
+
+def test_limit_is_a_seeded_sample_across_a_class_sorted_split(tmp_path):
+  splits = load_splits(get_config("tiny").data)
+  order = np.argsort(splits.test.arrays["label"], kind="stable")  # like an image folder
+  test = ArrayDataset({k: v[order] for k, v in splits.test.arrays.items()})
+  sorted_splits = Splits(splits.train, test, splits.num_classes, splits.name, splits.meta)
+  experiment = Experiment(_config(limit=60), str(tmp_path), splits=sorted_splits)
+  settings = evaluators.settings(experiment.config, "montecarlo")[1]
+  images, labels = evaluation_set(experiment, settings)
+  assert len(labels) == 60 and set(labels) == set(range(10))  # a prefix holds 2 classes
+  assert set(test.arrays["label"][:60]) == {0, 1}
+  again = evaluation_set(experiment, settings)[1]
+  np.testing.assert_array_equal(labels, again)  # seeded
+
+
+def test_runs_on_the_runs_mesh(tmp_path, monkeypatch):
+  config = _config(num_draws=2)
+  config.num_devices = 2  # fewer than the 4 (fake) devices: the old evaluator used them all
+  experiment = Experiment(config, str(tmp_path))
+  seen = {}
+  real = mc_module.mc_accuracy
+
+  def spy(*args, **kwargs):
+    seen.update(kwargs)
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(mc_module, "mc_accuracy", spy)
+  evaluators.run(experiment, experiment.initial_state(), "montecarlo")
+  assert seen["mesh"] is experiment.mesh and seen["mesh"].size == 2
+  assert seen["static_at_inf"] is True
+
+
+def test_eval_noise_layers_are_kept_when_its_own_snr_is_inf(tmp_path):
+  """The grid sets the SNR; kind / power / layers come from config.eval_noise even when that block
+  is noiseless (snr_db = inf) -- it used to fall back to 'all' layers."""
+
+  def mean_at_0db(snr_db, layers):
+    c = _config(snrs_db=(0.0,), output="")
+    c.eval_noise.snr_db, c.eval_noise.layers = snr_db, layers
+    experiment = Experiment(c, str(tmp_path))
+    return evaluators.run(experiment, experiment.initial_state(), "montecarlo")
+
+  off_but_last = mean_at_0db(math.inf, "all_but_last")
+  assert off_but_last == mean_at_0db(5.0, "all_but_last")
+  assert off_but_last != mean_at_0db(5.0, "all")
+
+
+def test_inf_shortcut_only_when_nothing_else_is_random():
+  assert deterministic_at_inf(NoiseConfig(snr_db=0.0))
+  assert deterministic_at_inf(NoiseConfig(snr_db=0.0, kind="none"))
+  assert not deterministic_at_inf(NoiseConfig(snr_db=0.0, weight_noise="additive",
+                                              weight_sigma=0.1))
+  fields = {f.name for f in dataclasses.fields(NoiseConfig)}
+  if "weight_draw" in fields:
+    assert not deterministic_at_inf(NoiseConfig(weight_noise="additive", weight_sigma=0.1,
+                                                weight_draw="read"))
+
+
+def test_snr_grid_from_command_line_strings():
+  # A tuple override such as --config.evals.montecarlo.snrs_db="(0.0, float('inf'))" arrives as
+  # one string.
+  assert parse_snr_grid(("(0.0, float('inf'))",)) == [0.0, math.inf]
+  assert parse_snr_grid("-5, 0,inf") == [-5.0, 0.0, math.inf]
+  assert parse_snr_grid("[10]") == [10.0]
+  assert parse_snr_grid((0, 5.5, math.inf)) == [0.0, 5.5, math.inf]
+  with pytest.raises(ValueError, match="cannot read 'ten'"):
+    parse_snr_grid("0,ten")
+  with pytest.raises(ValueError, match="nan is not a valid SNR"):
+    parse_snr_grid((math.nan,))
+  with pytest.raises(ValueError, match="-inf is not a valid SNR"):
+    parse_snr_grid("-inf")
+  with pytest.raises(TypeError, match="True is not a number"):
+    parse_snr_grid((True,))
