@@ -1,7 +1,7 @@
 """Figures for the noisy-inference experiments (matplotlib; PNG files and notebook output).
 
 Inputs are `MCResult`s (freqnoise.robust.montecarlo), e.g. read back from a run's
-montecarlo.json with `freqnoise.robust.evaluators.result_from_json`, keyed by a legend label such
+montecarlo.json with `freqnoise.robust.result_from_json`, keyed by a legend label such
 as "clean-trained" or "trained at 0 dB".
 """
 

@@ -261,7 +261,7 @@ def main():
                  f"{cells / r['steady_s'] / forward_rate:.2f} |")
   lines.append(f"| noiseless forward pass (the limit) | {ours['forward_s']:.2f} per pass | — | "
                f"{forward_rate:.0f} images/s | (in ours) | — | 1.00 |")
-  lines.append(f"\nMean single-pass accuracy per SNR: "
+  lines.append("\nMean single-pass accuracy per SNR: "
                + ", ".join(f"{a:.4f}" for a in np.array(ours["accuracy"]).mean(1))
                + f". Noisy-pass ratio (only passes computed, {computed:,} of {cells:,}): "
                f"{noisy_ratio:.2f}. The forward pass's accuracy equals every inf cell: "

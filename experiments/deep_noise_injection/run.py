@@ -29,7 +29,7 @@ from freqnoise.train import train_and_evaluate  # noqa: E402
 
 TRAIN_SNRS = (math.inf, 20.0, 10.0, 5.0, 0.0)
 EVAL_SNRS = (-5.0, 0.0, 5.0, 10.0, 20.0, math.inf)
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")  # where report() writes
 
 
 def run_one(task: str, cell: str, train_snr: float, args) -> dict:

@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from freqnoise.plots import plot_accuracy_vs_k, plot_accuracy_vs_snr  # noqa: E402
-from freqnoise.robust.evaluators import result_from_json  # noqa: E402
+from freqnoise.robust import result_from_json  # noqa: E402
 
 LABELS = {"clean": "clean-trained", "snr10": "trained at 10 dB", "snr5": "trained at 5 dB",
           "snr0": "trained at 0 dB", "snr0_ft": "clean + 2 epochs at 0 dB"}

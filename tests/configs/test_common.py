@@ -12,7 +12,7 @@ import pytest
 from configs import dni_ptb, dni_seqmnist
 from configs.common import parse_arg
 
-CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "configs").glob("*.py")
+CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parents[2] / "configs").glob("*.py")
                  if p.stem not in ("__init__", "common"))
 
 
@@ -82,7 +82,7 @@ def test_every_field_a_config_sets_is_commented():
   """A field assignment carries a comment on its line or the line above (blocks are exempt)."""
   assignment = re.compile(r"^\s*[a-z]\.[\w.]+(\s*=\s*[a-z]\.[\w.]+)*\s*=")
   missing = []
-  for path in sorted((pathlib.Path(__file__).parents[1] / "configs").glob("*.py")):
+  for path in sorted((pathlib.Path(__file__).parents[2] / "configs").glob("*.py")):
     lines = path.read_text().splitlines()
     for i, line in enumerate(lines):
       if (assignment.match(line) and not line.endswith("ConfigDict()") and "#" not in line

@@ -1,6 +1,5 @@
 """Sequence models: shapes, exact parameter counts, noise switching, and one trainer run each."""
 
-import json
 import math
 
 import jax
@@ -175,31 +174,3 @@ def test_carry_state_needs_sequential_batches(tmp_path):
   config.data.order = "by_length"
   with pytest.raises(ValueError, match="unknown config.data.order 'by_length'"):
     train_and_evaluate(config, str(tmp_path / "run"))
-
-
-def test_dni_mc_perplexity_threads_the_carry_like_the_trainer(tmp_path):
-  """experiments/deep_noise_injection/run.py's evaluator: without noise it reproduces the trainer's
-  test perplexity exactly (same stream order, same carried state); with noise draws differ."""
-  import importlib.util
-  import os
-  from configs import dni_ptb
-  from freqnoise.checkpoint import Checkpointer
-  from freqnoise.train import Task
-  path = os.path.join(os.path.dirname(__file__), "..", "experiments", "deep_noise_injection", "run.py")
-  spec = importlib.util.spec_from_file_location("dni_run", path)
-  run = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(run)
-  _write_tiny_ptb(tmp_path)
-  config = dni_ptb.get_config("tiny")
-  config.data.source = f"ptb:{tmp_path}"
-  workdir = str(tmp_path / "run")
-  result = train_and_evaluate(config, workdir)
-  task = Task(config, workdir)
-  state = Checkpointer(workdir, every=1).restore(jax.jit(task.init_state)(jax.random.key(0)))
-  out = run.mc_perplexity(task, state, jax.random.key(3), {"snrs_db": (math.inf, 0.0),
-                                                           "num_draws": 2, "batch_size": 0,
-                                                           "output": "mc.json"})
-  np.testing.assert_allclose(out["snr_inf/mean"], result["test_perplexity"], rtol=1e-5)
-  with open(os.path.join(workdir, "mc.json")) as f:
-    ppl = np.array(json.load(f)["perplexity"])
-  assert ppl[0, 0] == ppl[0, 1] and ppl[1, 0] != ppl[1, 1]

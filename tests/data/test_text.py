@@ -7,7 +7,7 @@ import pytest
 
 from freqnoise.data import text
 
-PTB_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ptb")
+PTB_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "ptb")
 
 
 def _write_ptb(directory, train, valid, test):

@@ -1,7 +1,6 @@
 """Frequency-domain configs: every variant builds; the tiny variant trains end to end on a small folder."""
 
 import json
-import os
 
 import jax
 import numpy as np

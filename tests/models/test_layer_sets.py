@@ -1,0 +1,58 @@
+"""`noise.layers`: "first" means the products that read the model input, whatever the stem; "last"
+is the classifier. (Before, a frequency stem kept its whole first block and the gate digital under
+'all_but_first', a spatial stem only one conv.)"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import pytest
+
+from freqnoise.analog.layers import NoisyConv, NoisyDense
+from freqnoise.analog.noise import NoiseConfig
+from freqnoise.models import build_model
+
+
+def digital_products(model, x):
+  """Names (module paths) of the analog layers that run without noise, and of all of them."""
+  seen = {}
+
+  def record(next_fun, args, kwargs, context):
+    module = context.module
+    if isinstance(module, (NoisyConv, NoisyDense)) and context.method_name == "__call__":
+      seen["/".join(module.scope.path)] = module.noise is None
+    return next_fun(*args, **kwargs)
+
+  variables = model.clone(noise=None).init(jax.random.key(0), x, train=False)
+  with nn.intercept_methods(record):
+    model.apply(variables, x, train=False, rngs={"noise": jax.random.key(1)})
+  return sorted(k for k, digital in seen.items() if digital), len(seen)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_all_but_first_keeps_only_the_products_that_read_the_input_digital(name):
+  noise = NoiseConfig(snr_db=10.0, layers="all_but_first")
+  spatial = build_model({"name": name, "stem": "spatial", "small_images": True, "width": 8}
+                        if name == "resnet18" else {"name": name, "stem": "spatial",
+                                                    "small_images": True},
+                        num_classes=3, noise=noise)
+  digital, total = digital_products(spatial, jnp.ones((1, 16, 16, 3)))
+  assert digital == [("conv1" if name == "resnet18" else "stem_conv")] and total > 10
+  fields = {"name": name, "stem": "frequency", "gate": True}
+  if name == "resnet18":
+    fields.update(width=8, layer2_stride=1)
+  freq = build_model(fields, num_classes=3, noise=noise)
+  digital, _ = digital_products(freq, jnp.ones((1, 4, 4, 24)))
+  if name == "resnet18":  # conv1 and the projection of the first block read the input
+    assert digital == ["input_gate/hidden", "layer1_0/conv1", "layer1_0/proj_conv"]
+  else:  # block 0 (expansion 1) starts with its depthwise conv on the input
+    assert digital == ["block0_depthwise", "input_gate/hidden"]
+
+
+def test_all_but_last_and_first_last():
+  model = build_model({"name": "lenet", "conv_features": (2, 2), "dense_features": (4,)},
+                      num_classes=3, noise=NoiseConfig(snr_db=0.0, layers="all_but_first_last"))
+  digital, total = digital_products(model, jnp.ones((1, 8, 8, 1)))
+  assert digital == ["conv0", "logits"] and total == 4
+  digital, _ = digital_products(model.clone(noise=NoiseConfig(snr_db=0.0, layers="all_but_last")),
+                                jnp.ones((1, 8, 8, 1)))
+  assert digital == ["logits"]
