@@ -107,6 +107,19 @@ def montecarlo_block(num_draws: int = 8, batch_size: int = 500) -> ml_collection
   return m
 
 
+def brief_run(c: ml_collections.ConfigDict, steps: int, *, logs: int = 2, evals: int = 1,
+              checkpoints: int = 1) -> None:
+  """The schedule of a seconds-long test variant: `steps` training steps, logged `logs` times,
+  evaluated `evals` and checkpointed `checkpoints` times (evenly, the last at the end), no
+  TensorBoard files."""
+  c.num_epochs = 0                           # train by steps
+  c.num_steps = steps                        # training steps
+  c.log_every = steps // logs                # progress lines / train metric rows
+  c.eval_every = steps // evals              # test-set evaluations
+  c.checkpoint_every = steps // checkpoints  # checkpoints
+  c.tensorboard = False                      # no event files in tests
+
+
 def shrink_to_tiny_noisy_cnn(c: ml_collections.ConfigDict) -> None:
   """The seconds-long test variant of a noisy-inference CNN config: digits, 10 steps, 4 draws."""
   c.data.source = "digits"      # sklearn's 8x8 digits, bundled (no download)
@@ -116,11 +129,7 @@ def shrink_to_tiny_noisy_cnn(c: ml_collections.ConfigDict) -> None:
   c.data.augment.flip = False      # (digits are not mirror-symmetric)
   c.model.conv_features = (4, 8)   # 4 and 8 filters
   c.model.dense_features = (16,)   # 16 hidden units
-  c.num_epochs = 0              # train by steps
-  c.num_steps = 10              # 10 training steps
-  c.log_every = 5               # log twice
-  c.checkpoint_every = 10       # checkpoint once, at the end
-  c.tensorboard = False         # no event files in tests
+  brief_run(c, 10)              # 10 steps, logged twice, evaluated and checkpointed at the end
   c.evals.montecarlo = montecarlo_block(num_draws=4, batch_size=128)  # 4 draws per SNR
 
 

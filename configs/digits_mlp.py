@@ -10,7 +10,7 @@ Arguments (`configs/digits_mlp.py:KEY=VALUE,...`): `tiny` trains 20 steps for te
 
 import ml_collections
 
-from configs.common import base_config, parse_arg
+from configs.common import base_config, brief_run, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -30,9 +30,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval_every = 500            # steps between test-set evaluations
   c.checkpoint_every = 500      # steps between checkpoints
   if args.tiny:
-    c.num_steps = 20            # 20 training steps
-    c.log_every = 5             # log 4 times
-    c.eval_every = 10           # evaluate twice
-    c.checkpoint_every = 10     # checkpoint twice
-    c.tensorboard = False       # no event files in tests
+    brief_run(c, 20, logs=4, evals=2, checkpoints=2)  # 20 steps; log 4x, evaluate and checkpoint 2x
   return c

@@ -30,7 +30,7 @@ Runtime on 2 shared CPU cores and measured perplexities: experiments/deep_noise_
 
 import ml_collections
 
-from configs.common import base_config, check_choice, parse_arg
+from configs.common import base_config, brief_run, check_choice, parse_arg
 
 # Zaremba et al. average the loss over the batch and sum it over the T steps of a row; the trainer
 # averages over all B*T tokens, whose gradient is 1/T of theirs. Their SGD step lr * clip_5(g_sum)
@@ -99,10 +99,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optimizer.learning_rate = ZAREMBA_LR * c.data.seq_len  # lr 1 per row-summed loss
     c.optimizer.grad_clip_norm = ZAREMBA_CLIP / c.data.seq_len  # clip 5 per row-summed loss
     c.optimizer.schedule = "constant"  # 4 steps never reach the first decay
-    c.num_epochs = 0              # train by steps
-    c.num_steps = 4               # 4 training steps
-    c.log_every = 2               # log twice
-    c.eval_every = 4              # evaluate once, at the end
-    c.checkpoint_every = 4        # checkpoint once, at the end
-    c.tensorboard = False         # no event files in tests
+    brief_run(c, 4)               # 4 steps, logged twice, evaluated and checkpointed at the end
   return c

@@ -16,7 +16,7 @@ Expected: clean LSTM >= 98% test accuracy (5 epochs); RNN lower (see the README)
 
 import ml_collections
 
-from configs.common import base_config, check_choice, parse_arg
+from configs.common import base_config, brief_run, check_choice, parse_arg
 
 CELLS = ("lstm", "rnn", "gru")
 
@@ -58,10 +58,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.eval_batch_size = 64   # 2 evaluation batches ...
     c.data.limit_test = 128       # ... of 128 test digits
     c.model.hidden = 8            # 8 units
-    c.num_epochs = 0              # train by steps
-    c.num_steps = 6               # 6 training steps
-    c.log_every = 3               # log twice
-    c.eval_every = 6              # evaluate once, at the end
-    c.checkpoint_every = 6        # checkpoint once, at the end
-    c.tensorboard = False         # no event files in tests
+    brief_run(c, 6)               # 6 steps, logged twice, evaluated and checkpointed at the end
   return c

@@ -22,7 +22,7 @@ folder), e.g. `variant=gate,tiny`.
 
 import ml_collections
 
-from configs.common import base_config, check_choice, parse_arg
+from configs.common import base_config, brief_run, check_choice, parse_arg
 
 VARIANTS = ("spatial32", "spatial64", "dct24", "dct48", "dct64", "dct192", "gate")
 
@@ -82,9 +82,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.batch_size = 8            # small batches
     c.data.eval_batch_size = 16      # small evaluation batches ...
     c.data.limit_test = 32           # ... over 32 images
-    c.num_epochs = 0                 # train by steps
-    c.num_steps = 4                  # 4 training steps
-    c.log_every = 2                  # log twice
-    c.checkpoint_every = 4           # checkpoint once, at the end
-    c.tensorboard = False            # no event files in tests
+    brief_run(c, 4)                  # 4 steps, logged twice, evaluated and checkpointed at the end
   return c

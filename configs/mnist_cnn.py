@@ -14,7 +14,7 @@ Arguments (`configs/mnist_cnn.py:KEY=VALUE,...`): `tiny` is a 10-step, 4-filter 
 
 import ml_collections
 
-from configs.common import base_config, parse_arg
+from configs.common import base_config, brief_run, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -38,13 +38,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if args.tiny:
     c.model.conv_features = (4, 8)  # 4 and 8 filters
     c.model.dense_features = (16,)  # 16 hidden units
-    c.num_epochs = 0                # train by steps
-    c.num_steps = 10                # 10 training steps
     c.data.batch_size = 8           # small batches
     c.data.eval_batch_size = 16     # small evaluation batches ...
     c.data.limit_test = 40          # ... over 40 test images
-    c.log_every = 5                 # log twice
-    c.eval_every = 10               # evaluate once, at the end
-    c.checkpoint_every = 5          # checkpoint twice
-    c.tensorboard = False           # no event files in tests
+    brief_run(c, 10, checkpoints=2)  # 10 steps, logged and checkpointed twice, evaluated at the end
   return c

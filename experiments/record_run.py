@@ -7,6 +7,14 @@ The command must take a fresh `--workdir=DIR` (a resumed run's timing is not a r
 it exits, DIR's `final_metrics.json` and `config.json` are copied into the result file together
 with the command, seed, date, machine and run length, so a README number can be checked against
 it (`experiments/tables.py` writes the README tables from these files).
+
+An evaluation of an existing run is recorded the same way, with `--evaluation OUTPUT`: the command
+(e.g. `python -m freqnoise.evaluate --workdir=DIR ... --config.evals.montecarlo.output=OUTPUT`)
+must write DIR/OUTPUT, which goes into the result file under "montecarlo":
+
+    python experiments/record_run.py experiments/noisy_inference/results/mnist_snr0_k32.json \
+        --evaluation mc_0db_k32.json --note "..." -- python -m freqnoise.evaluate --workdir=DIR \
+        --snrs_db=0 --num_draws=32 --config.evals.montecarlo.output=mc_0db_k32.json
 """
 
 from __future__ import annotations
@@ -50,22 +58,33 @@ def machine() -> dict:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("out", help="result file, experiments/<paper>/results/<name>.json")
+  parser.add_argument("--evaluation", default="", help="the command evaluates an existing run and "
+                      "writes this file in its workdir (kept under 'montecarlo')")
+  parser.add_argument("--note", default="", help="free text kept with the result (e.g. provenance)")
   parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the training command")
   args = parser.parse_args()
   command = args.command[1:] if args.command[:1] == ["--"] else args.command
   if not command:
     raise SystemExit("give the command after --")
   workdir = _workdir(command)
-  if os.path.exists(workdir):
+  if os.path.exists(workdir) and not args.evaluation:
     raise SystemExit(f"{workdir} exists: record a fresh run, not a resumed one")
+  if args.evaluation and not os.path.isdir(workdir):
+    raise SystemExit(f"--evaluation needs an existing run folder, {workdir} is none")
   record = {"command": shlex.join(command), "recorded_by": "experiments/record_run.py",
+            **({"note": args.note} if args.note else {}),
             "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine()}
   start = time.perf_counter()
   subprocess.run(command, check=True)
   record["run_wall_seconds"] = round(time.perf_counter() - start, 2)
-  with open(os.path.join(workdir, "final_metrics.json")) as f:
-    record["final_metrics"] = json.load(f)
+  if args.evaluation:
+    with open(os.path.join(workdir, args.evaluation)) as f:
+      record["montecarlo"] = json.load(f)
+  metrics = os.path.join(workdir, "final_metrics.json")
+  if os.path.isfile(metrics):
+    with open(metrics) as f:
+      record["final_metrics"] = json.load(f)
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
   record["seed"] = config.get("seed")

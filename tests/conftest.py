@@ -36,3 +36,43 @@ def write_image_folder(root, size: int = 16, per_class: tuple[int, int] = (16, 8
         img = (rng.random((size, size, 3)) * 100 + 120 * c).astype(np.uint8)
         Image.fromarray(img).save(root / split / f"c{c}" / f"{i}.png")
   return root
+
+
+def write_tiny_ptb(directory) -> None:
+  """ptb.{train,valid,test}.txt of 60/10/10 lines of five words from a 9-word vocabulary."""
+  import numpy as np
+  words = "the cat sat on the mat and the dog sat on the log".split()
+  gen = np.random.default_rng(0)
+  for name, n in (("train", 60), ("valid", 10), ("test", 10)):
+    with open(pathlib.Path(directory) / f"ptb.{name}.txt", "w") as f:
+      for _ in range(n):
+        f.write(" " + " ".join(gen.choice(words, 5)) + " \n")
+
+
+def key_data(key) -> tuple:
+  """A PRNG key's raw data as a hashable tuple (to compare keys seen inside jit/vmap)."""
+  import jax
+  import numpy as np
+  return tuple(np.asarray(jax.random.key_data(key)).ravel())
+
+
+def spy_experiment(*args, **kwargs):
+  """An `Experiment` whose `predict` records the (key, program_key) data of every call, from inside
+  jit/vmap, in `.seen`."""
+  import jax
+  import numpy as np
+  from freqnoise.experiment import Experiment
+
+  class SpyExperiment(Experiment):
+
+    def __init__(self, *a, **k):
+      super().__init__(*a, **k)
+      self.seen = set()
+
+    def predict(self, variables, x, *, key, program_key=None, **k):
+      flat = lambda a: tuple(np.asarray(a).ravel())
+      record = lambda kd, pd: self.seen.add((flat(kd), flat(pd)))
+      jax.debug.callback(record, jax.random.key_data(key), jax.random.key_data(program_key))
+      return super().predict(variables, x, key=key, program_key=program_key, **k)
+
+  return SpyExperiment(*args, **kwargs)

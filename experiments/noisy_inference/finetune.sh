@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Noise fine-tuning: continue the clean-trained MNIST run with 0 dB output noise for 2 more epochs
-# (the trainer resumes from the copied checkpoint at step 1404 of 2340; cosine LR continues).
+# (the trainer resumes from the copied checkpoint at the clean run's last step, 9,360 of 10,296: a
+# count of epochs at or below the checkpoint's is an error, not a silent no-op; the cosine schedule is
+# that of 22 epochs, so the 2 extra epochs run at its small tail learning rate).
 # Usage (from the repository root, after sweep.sh has trained RUNS_DIR/mnist/clean):
 #   experiments/noisy_inference/finetune.sh [RUNS_DIR]
 set -euo pipefail
@@ -11,4 +13,4 @@ dst="$runs/mnist/snr0_ft"
 mkdir -p "$dst"
 [ -d "$dst/checkpoints" ] || cp -r "$src/checkpoints" "$src/input_stats.npz" "$dst/"
 nice -n 10 python -m freqnoise.main --config=configs/noisy_mnist.py:snr=0 --workdir="$dst" \
-  --config.num_epochs=5 2>&1 | grep -v -i warning | tee "$runs/mnist/snr0_ft.log"
+  --config.num_epochs=22 2>&1 | grep -v -i warning | tee "$runs/mnist/snr0_ft.log"

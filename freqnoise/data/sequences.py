@@ -124,7 +124,7 @@ def load_sequence_splits(cfg):
 def _register_sequence_transform():
   import jax.numpy as jnp
 
-  from freqnoise.data.transforms import register_transform
+  from freqnoise.data.transform_registry import register_transform
 
   @register_transform("sequence")
   class SequenceTransform:

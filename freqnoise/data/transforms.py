@@ -7,56 +7,23 @@ so evaluation of a checkpoint uses exactly the statistics the model was trained 
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-_TRANSFORMS: dict[str, Callable[..., Any]] = {}
-
-
-def register_transform(name: str):
-  """Registers a transform class, built as `cls(**fields)` from `config.input` minus `name`."""
-
-  def wrap(cls):
-    if name in _TRANSFORMS:
-      raise ValueError(f"input transform {name!r} is registered twice")
-    _TRANSFORMS[name] = cls
-    return cls
-
-  return wrap
-
+import freqnoise.freq.transform  # noqa: F401  (registers "dct")
+from freqnoise.data.transform_registry import TRANSFORMS, fit_sample, register_transform
 
 def build_transform(input_config: ml_collections.ConfigDict | dict | None):
   fields = dict(input_config or {"name": "spatial"})
   name = fields.pop("name", "spatial")
-  _import_transform_modules()
-  if name not in _TRANSFORMS:
-    raise ValueError(f"unknown input transform {name!r}; known: {', '.join(sorted(_TRANSFORMS))}")
+  if name not in TRANSFORMS:
+    raise ValueError(f"unknown input transform {name!r}; known: {', '.join(sorted(TRANSFORMS))}")
   try:
-    return _TRANSFORMS[name](**fields)
+    return TRANSFORMS[name](**fields)
   except TypeError as e:
     raise ValueError(f"input transform {name!r} rejected its config fields {sorted(fields)}: {e}") from e
-
-
-def _import_transform_modules() -> None:
-  """Imports modules that register transforms (kept lazy so `freqnoise.data` stays light)."""
-  import importlib
-  for module in ("freqnoise.freq.transform",):
-    try:
-      importlib.import_module(module)
-    except ModuleNotFoundError as e:
-      if e.name != module:  # a real import error inside the module, not its absence
-        raise
-
-
-def fit_sample(images: np.ndarray, max_examples: int, seed: int) -> np.ndarray:
-  """At most `max_examples` images drawn with `seed` across the whole split (never a prefix: image
-  folders are sorted by class, so a prefix would hold only the first classes)."""
-  from freqnoise.data.dataset import sample_indices
-  return images[sample_indices(len(images), max_examples, seed)]
 
 
 def _channel_moments(images: np.ndarray, scale: float, max_examples: int, seed: int):

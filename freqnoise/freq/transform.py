@@ -17,7 +17,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from freqnoise.data.transforms import fit_sample, register_transform
+from freqnoise.data.transform_registry import fit_sample, register_transform
 from freqnoise.freq import dct, selection
 
 

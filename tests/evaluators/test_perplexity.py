@@ -8,7 +8,6 @@ import json
 import math
 import os
 
-import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -17,19 +16,11 @@ from configs import dni_ptb
 from freqnoise import evaluators
 from freqnoise.experiment import Experiment
 from freqnoise.robust import draw_noise_key, draw_program_key
-
-
-def _write_tiny_ptb(directory):
-  words = "the cat sat on the mat and the dog sat on the log".split()
-  gen = np.random.default_rng(0)
-  for name, n in (("train", 60), ("valid", 10), ("test", 10)):
-    with open(directory / f"ptb.{name}.txt", "w") as f:
-      for _ in range(n):
-        f.write(" " + " ".join(gen.choice(words, 5)) + " \n")
+from tests.conftest import key_data, spy_experiment, write_tiny_ptb
 
 
 def _config(tmp_path, carry=True, **block):
-  _write_tiny_ptb(tmp_path)
+  write_tiny_ptb(tmp_path)
   c = dni_ptb.get_config("tiny")
   c.data.source = f"ptb:{tmp_path}"
   if not carry:
@@ -42,24 +33,8 @@ def _config(tmp_path, carry=True, **block):
   return c
 
 
-class SpyExperiment(Experiment):
-  def __init__(self, *args, **kwargs):
-    super().__init__(*args, **kwargs)
-    self.seen = set()
-
-  def predict(self, variables, x, *, key, program_key=None, **kwargs):
-    flat = lambda a: tuple(np.asarray(a).ravel())
-    record = lambda k, p: self.seen.add((flat(k), flat(p)))
-    jax.debug.callback(record, jax.random.key_data(key), jax.random.key_data(program_key))
-    return super().predict(variables, x, key=key, program_key=program_key, **kwargs)
-
-
-def _data(key):
-  return tuple(np.asarray(jax.random.key_data(key)).ravel())
-
-
 def test_carried_lm_clean_perplexity_matches_the_split_evaluator(tmp_path):
-  experiment = SpyExperiment(_config(tmp_path), str(tmp_path / "run"))
+  experiment = spy_experiment(_config(tmp_path), str(tmp_path / "run"))
   state = experiment.initial_state()
   evaluators.check_config(experiment.config)
   out = evaluators.run(experiment, state, "ppl")
@@ -73,7 +48,7 @@ def test_carried_lm_clean_perplexity_matches_the_split_evaluator(tmp_path):
   # Draw d: one chip for the whole pass, a noise key per batch (the noiseless pass used draw 0's).
   key = experiment.key("ppl")
   num_batches = -(-len(experiment.splits.test) // experiment.eval_batch_size)
-  expected = {(_data(draw_noise_key(key, d, b)), _data(draw_program_key(key, d)))
+  expected = {(key_data(draw_noise_key(key, d, b)), key_data(draw_program_key(key, d)))
               for d in range(2) for b in range(num_batches)}
   assert expected <= experiment.seen
 

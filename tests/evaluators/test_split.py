@@ -16,24 +16,7 @@ from freqnoise import evaluators, rng
 from freqnoise.data.pipeline import eval_batches
 from freqnoise.experiment import CARRY, Experiment
 from freqnoise.robust import draw_noise_key, draw_program_key
-
-
-class SpyExperiment(Experiment):
-  """Records the (key, program_key) of every row of every predict call, from inside jit/vmap."""
-
-  def __init__(self, *args, **kwargs):
-    super().__init__(*args, **kwargs)
-    self.seen = set()
-
-  def predict(self, variables, x, *, key, program_key=None, **kwargs):
-    flat = lambda a: tuple(np.asarray(a).ravel())
-    record = lambda k, p: self.seen.add((flat(k), flat(p)))
-    jax.debug.callback(record, jax.random.key_data(key), jax.random.key_data(program_key))
-    return super().predict(variables, x, key=key, program_key=program_key, **kwargs)
-
-
-def _data(key):
-  return tuple(np.asarray(jax.random.key_data(key)).ravel())
+from tests.conftest import key_data, spy_experiment, write_tiny_ptb
 
 
 def _config(**eval_noise):
@@ -88,7 +71,7 @@ def test_eval_keys_are_its_own_and_never_a_monte_carlo_draws(tmp_path):
   config = _config(snr_db=0.0)
   config.evals = ml_collections.ConfigDict({"montecarlo": {
       "type": "montecarlo", "snrs_db": (0.0,), "num_draws": 4, "output": ""}})
-  experiment = SpyExperiment(config, str(tmp_path))
+  experiment = spy_experiment(config, str(tmp_path))
   state = experiment.initial_state()
   evaluators.SplitEvaluator(experiment)(state)
   eval_seen, experiment.seen = experiment.seen, set()
@@ -97,27 +80,18 @@ def test_eval_keys_are_its_own_and_never_a_monte_carlo_draws(tmp_path):
 
   eval_key, mc_key = experiment.key("eval"), experiment.key("montecarlo")
   num_batches = -(-len(experiment.splits.test) // experiment.eval_batch_size)
-  chip = _data(rng.named_key(eval_key, "program"))
-  assert eval_seen == {(_data(jax.random.fold_in(eval_key, b)), chip) for b in range(num_batches)}
-  assert mc_seen == {(_data(draw_noise_key(mc_key, d, b)), _data(draw_program_key(mc_key, d)))
+  chip = key_data(rng.named_key(eval_key, "program"))
+  assert eval_seen == {(key_data(jax.random.fold_in(eval_key, b)), chip) for b in range(num_batches)}
+  assert mc_seen == {(key_data(draw_noise_key(mc_key, d, b)), key_data(draw_program_key(mc_key, d)))
                      for d in range(4) for b in range(num_batches)}
   eval_keys = {k for pair in eval_seen for k in pair}
   mc_keys = {k for pair in mc_seen for k in pair}
   assert not eval_keys & mc_keys
 
 
-def _write_tiny_ptb(directory):
-  words = "the cat sat on the mat and the dog sat on the log".split()
-  gen = np.random.default_rng(0)
-  for name, n in (("train", 60), ("valid", 10), ("test", 10)):
-    with open(directory / f"ptb.{name}.txt", "w") as f:
-      for _ in range(n):
-        f.write(" " + " ".join(gen.choice(words, 5)) + " \n")
-
-
 def test_carried_state_runs_through_the_split_in_order_from_zeros(tmp_path):
   from configs import dni_ptb
-  _write_tiny_ptb(tmp_path)
+  write_tiny_ptb(tmp_path)
   config = dni_ptb.get_config("tiny")
   config.data.source = f"ptb:{tmp_path}"
   experiment = Experiment(config, str(tmp_path / "run"))

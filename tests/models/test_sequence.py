@@ -11,6 +11,7 @@ import pytest
 from freqnoise.analog.noise import NoiseConfig
 from freqnoise.models import build_model
 from freqnoise.train import train_and_evaluate
+from tests.conftest import write_tiny_ptb
 
 
 def _count(variables):
@@ -79,18 +80,9 @@ def test_seqmnist_tiny_config_trains(tmp_path):
   assert math.isfinite(result["test_loss"])
 
 
-def _write_tiny_ptb(directory):
-  words = "the cat sat on the mat and the dog sat on the log".split()
-  rng = np.random.default_rng(0)
-  for name, n in (("train", 60), ("valid", 10), ("test", 10)):
-    with open(directory / f"ptb.{name}.txt", "w") as f:
-      for _ in range(n):
-        f.write(" " + " ".join(rng.choice(words, 5)) + " \n")
-
-
 def test_ptb_tiny_config_trains_and_reports_perplexity(tmp_path):
   from configs import dni_ptb
-  _write_tiny_ptb(tmp_path)
+  write_tiny_ptb(tmp_path)
   config = dni_ptb.get_config("tiny")
   config.data.source = f"ptb:{tmp_path}"
   result = train_and_evaluate(config, str(tmp_path / "run"))
@@ -124,7 +116,7 @@ def test_lm_carried_state_equals_one_long_sequence():
 def test_trainer_carries_lm_state_in_order_and_evaluates_the_whole_stream(tmp_path):
   from configs import dni_ptb
   from freqnoise.experiment import Experiment
-  _write_tiny_ptb(tmp_path)
+  write_tiny_ptb(tmp_path)
   config = dni_ptb.get_config("tiny")
   config.data.source = f"ptb:{tmp_path}"
   assert config.model.carry_state and config.data.order == "sequential"
@@ -149,7 +141,7 @@ def test_carry_resets_at_each_epoch_start(tmp_path):
   from configs import dni_ptb
   from freqnoise.experiment import Experiment
   from freqnoise.train import make_train_step
-  _write_tiny_ptb(tmp_path)
+  write_tiny_ptb(tmp_path)
   config = dni_ptb.get_config("tiny")
   config.data.source = f"ptb:{tmp_path}"
   task = Experiment(config, str(tmp_path / "run"))
