@@ -272,6 +272,14 @@ def main():
   if args.write:
     with open(args.write, "a") as f:
       f.write(text + f"\nlimit ratio: {ratio:.2f}\n")
+    raw = os.path.join(os.path.dirname(os.path.abspath(args.write)), "results", "montecarlo.json")
+    os.makedirs(os.path.dirname(raw), exist_ok=True)
+    with open(raw + ".tmp", "w") as f:  # the raw figures behind the appended table
+      json.dump({"args": vars(args), "load_before": load_before, "load_after": load_after,
+                 "limit_ratio": ratio, "noisy_pass_ratio": noisy_ratio, "cells": cells,
+                 "computed_passes": computed, "forward_images_per_s": forward_rate,
+                 "date_utc": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), **out}, f, indent=1)
+    os.replace(raw + ".tmp", raw)
 
 
 if __name__ == "__main__":
