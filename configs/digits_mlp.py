@@ -2,8 +2,8 @@
 
 Command:
   python -m freqnoise.main --config=configs/digits_mlp.py --workdir=/tmp/freqnoise_digits
-Runtime: about 20 s on 2 CPU cores (1,000 steps).
-Expected: test accuracy ~0.97 (>= 0.95).
+Runtime: about 15 s on 2 CPU cores (1,000 steps; experiments/quickstart/results/digits_mlp.json).
+Expected: test accuracy 0.99 (0.9911 recorded in that file).
 Arguments (`configs/digits_mlp.py:KEY=VALUE,...`): `tiny` trains 20 steps for tests
 (`configs/digits_mlp.py:tiny`, `get_config("tiny")`).
 """
