@@ -59,11 +59,13 @@ class Checkpointer:
           "use another --workdir or the config that wrote it. Nothing was overwritten.")
     return restored
 
+  def due(self, step: int, *, force: bool = False) -> bool:
+    """Whether `maybe_save(step, ..., force=force)` would save (the trainer checks state first)."""
+    return (force or step % self.every == 0) and step not in self._manager.all_steps()
+
   def maybe_save(self, step: int, state: Any, *, force: bool = False) -> bool:
     """Saves at multiples of `every` or when forced; returns whether it saved."""
-    if not (force or step % self.every == 0):
-      return False
-    if step in self._manager.all_steps():
+    if not self.due(step, force=force):
       return False
     self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
     return True

@@ -76,8 +76,8 @@ class Experiment:
       raise ValueError("config.model.carry_state needs config.data.order = 'sequential' (a state "
                        "carried into a shuffled batch would continue the wrong rows)")
     self.mesh = sharding.make_mesh(config.get("num_devices", 0))
-    sharding.check_batch_size(config.data.batch_size, self.mesh)
-    sharding.check_batch_size(self.eval_batch_size, self.mesh, "eval_batch_size")
+    sharding.check_batch_size(config.data.batch_size, self.mesh, "config.data.batch_size")
+    sharding.check_batch_size(self.eval_batch_size, self.mesh, "config.data.eval_batch_size")
     self.splits = splits if splits is not None else load_splits(config.data, seed=config.seed)
     for key in (self.input_key, self.label_key):
       if key not in self.splits.train.arrays:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import jax
@@ -46,6 +47,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
+  # checked first: 0 passed the divisibility test and was a bare ZeroDivisionError later
+  if not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+    raise ValueError(f"{what}={batch_size!r} must be a positive integer")
   if batch_size % mesh.devices.size:
     raise ValueError(f"{what}={batch_size} is not divisible by the {mesh.devices.size} devices")
 

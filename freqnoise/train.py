@@ -9,7 +9,6 @@ What a run is (data, models, statistics, `predict`) lives in `freqnoise.experime
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -28,7 +27,7 @@ from freqnoise.data.pipeline import TrainBatches, prefetch
 from freqnoise.experiment import (CARRY, INPUT_STATS, TRANSIENT_COLLECTIONS, Experiment, TrainState,
                                   past_end_message)
 from freqnoise.losses import correct_count, cross_entropy, loss_terms
-from freqnoise.metrics import MetricWriter, Progress
+from freqnoise.metrics import MetricWriter, Progress, strict_json
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -77,6 +76,22 @@ def _check_finite(losses: list[tuple[int, jax.Array]]) -> None:
     step, value = losses[bad[0]][0], values[bad[0]]
     raise NonFiniteLossError(f"training loss is {value} at step {step}; lower the learning rate, "
                              "check the input scaling, or enable optimizer.grad_clip_norm")
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  """Whether every floating-point leaf of `tree` is finite: one reduction, one bool back."""
+  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.stack(leaves).all() if leaves else jnp.bool_(True)
+
+
+def _check_finite_state(state: TrainState, step: int) -> None:
+  if not bool(_all_finite({"params": state.params, "model_state": state.model_state})):
+    raise NonFiniteLossError(f"the parameters or model state are not finite after step {step} "
+                             "(its training loss was finite); nothing was checkpointed at this "
+                             "step. Lower the learning rate, check the input scaling, or enable "
+                             "optimizer.grad_clip_norm")
 
 
 def _write_json_atomically(path: str, text: str) -> None:
@@ -136,12 +151,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   batches = TrainBatches(experiment.splits.train, config.data.batch_size, config.seed,
                          process_index=jax.process_index(), process_count=jax.process_count(),
                          augment=dict(config.data.get("augment", {})), order=experiment.order)
-  writer = MetricWriter(workdir, enabled=is_writer, tensorboard=config.get("tensorboard", True))
+  # from `start`: rows a killed run logged after its last checkpoint are logged again by this one
+  writer = MetricWriter(workdir, enabled=is_writer, tensorboard=config.get("tensorboard", True),
+                        resume_step=start)
   progress = Progress(experiment.num_steps, start)
   num_steps = experiment.num_steps
   stop = num_steps if stop_after is None else min(num_steps, start + stop_after)
   train_key = experiment.key("train")
-  pending: list[tuple[int, dict]] = []
+  pending: list[tuple[int, dict]] = []  # (step, metrics) not logged yet
+  checked = 0  # how many of `pending` have a finite loss, checked before a checkpoint
   result: dict[str, float] = {}
   last_eval = -1
   train_rate = float("nan")
@@ -168,15 +186,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         jax.block_until_ready(state)
         train_rate = progress.steps_per_sec(step)
       if step % config.log_every == 0 or step == stop:
-        _check_finite([(s, m["loss"]) for s, m in pending])
+        _check_finite([(s, m["loss"]) for s, m in pending[checked:]])
         mean = jax.tree.map(lambda *xs: float(np.mean(xs)), *[m for _, m in jax.device_get(pending)])
         pending.clear()
+        checked = 0
         writer.write(step, "train", mean)
         if is_writer:
           print(progress.line(step, {k: mean[k] for k in ("loss", "accuracy")}), flush=True)
       if step % config.eval_every == 0 or step == num_steps:
         result, last_eval = evaluate_test(step), step
-      checkpointer.maybe_save(step, state, force=step == stop)
+      if checkpointer.due(step, force=step == stop):  # a NaN state is never saved (nor resumed)
+        _check_finite([(s, m["loss"]) for s, m in pending[checked:]])
+        checked = len(pending)
+        _check_finite_state(state, step)
+        checkpointer.maybe_save(step, state, force=step == stop)
     train_wall = time.perf_counter() - t_start
     if last_eval != step:  # stopped early, or nothing left to train: report the model as it is
       result = evaluate_test(step)
@@ -187,5 +210,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     checkpointer.close()
     writer.close()
   if is_writer:
-    _write_json_atomically(os.path.join(workdir, "final_metrics.json"), json.dumps(result, indent=2))
+    _write_json_atomically(os.path.join(workdir, "final_metrics.json"),
+                           strict_json(result, indent=2))
   return result

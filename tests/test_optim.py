@@ -1,4 +1,4 @@
-"""Learning-rate schedules hit their closed-form values; metrics files and the progress line."""
+"""Learning-rate schedules hit their closed-form values; optimizer settings are checked."""
 
 import math
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
-from freqnoise.metrics import MetricWriter, Progress, read_metrics
 from freqnoise.optim import build_optimizer, build_schedule
 
 
@@ -72,25 +71,3 @@ def test_bad_optimizer_settings():
   for name in ("sgd", "adam", "adamw"):
     build_optimizer(cfg(name=name, weight_decay=1e-4, grad_clip_norm=1.0), 10)
   build_optimizer(cfg(name="sgd", schedule="exponential"), 10, steps_per_epoch=5)
-
-
-def test_metric_writer_round_trip(tmp_path):
-  w = MetricWriter(str(tmp_path), tensorboard=True)
-  w.write(5, "train", {"loss": np.float32(0.5)})
-  w.write(10, "test", {"accuracy": 0.25})
-  w.close()
-  assert read_metrics(str(tmp_path)) == [{"step": 5, "split": "train", "loss": 0.5},
-                                         {"step": 10, "split": "test", "accuracy": 0.25}]
-  assert any((tmp_path / "tensorboard").iterdir())
-  silent = MetricWriter(str(tmp_path / "other"), enabled=False)
-  silent.write(1, "train", {"loss": 1.0})
-  assert not (tmp_path / "other").exists()
-
-
-def test_progress_line_reports_rate_and_eta(monkeypatch):
-  clock = iter([100.0, 110.0, 110.0])
-  monkeypatch.setattr("freqnoise.metrics.time.perf_counter", lambda: next(clock))
-  p = Progress(total_steps=1000, start_step=0)
-  p.mark_compiled(1)
-  line = p.line(201, {"loss": 0.5})
-  assert line == "step 201/1000 | loss 0.5 | 20.0 steps/s | ETA 0:00:40"

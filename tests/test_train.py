@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import digits_mlp, mnist_cnn
-from freqnoise.checkpoint import CheckpointError
+from freqnoise import train
+from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.metrics import read_metrics
 from freqnoise.experiment import Experiment
 from freqnoise.train import NonFiniteLossError, train_and_evaluate
@@ -85,6 +87,7 @@ def test_cnn_tiny_under_mocked_tfds(tmp_path):
     ("data.source", "idx:/nonexistent/mnist", "IDX data folder not found: /nonexistent/mnist"),
     ("input.name", "wavelet", "unknown input transform 'wavelet'"),
     ("data.batch_size", 6, "batch_size=6 is not divisible by the 4 devices"),
+    ("data.batch_size", 0, r"^config.data.batch_size=0 must be a positive integer$"),
 ])
 def test_bad_config_values_are_clear_errors(tmp_path, field, value, message):
   with pytest.raises((ValueError, FileNotFoundError), match=message):
@@ -103,6 +106,46 @@ def test_nonfinite_loss_names_the_step(tmp_path):
   c = tiny(**{"optimizer.name": "sgd", "optimizer.learning_rate": 1e12, "optimizer.schedule": "constant"})
   with pytest.raises(NonFiniteLossError, match=r"training loss is (nan|inf) at step \d+"):
     train_and_evaluate(c, str(tmp_path))
+
+
+def _all_finite(state) -> bool:
+  return all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(state)
+             if jnp.issubdtype(x.dtype, jnp.inexact))
+
+
+def test_nonfinite_state_is_never_checkpointed(tmp_path):
+  """Losses used to be checked only when logged: with checkpoint_every=1, log_every=100 the NaN
+  states of steps 17-19 were saved, and every later run resumed into NaN."""
+  c = tiny(**{"optimizer.learning_rate": 1e30, "checkpoint_every": 1, "log_every": 100})
+  with pytest.raises(NonFiniteLossError, match=r"^training loss is nan at step 2; "):
+    train_and_evaluate(c, str(tmp_path))
+  checkpointer = Checkpointer(str(tmp_path), every=1)
+  latest = checkpointer.latest_step()
+  checkpointer.close()
+  assert latest == 1 and _all_finite(params_of(tmp_path, c))
+  assert not (tmp_path / "final_metrics.json").exists()
+
+
+def test_nonfinite_parameters_with_a_finite_loss_are_not_checkpointed(tmp_path, monkeypatch):
+  """The loss of step s is computed before its update: a NaN update shows in the state first."""
+  real = train.make_train_step
+
+  def poisoned(experiment):  # the update of step 3 makes the parameters NaN
+    step_fn = real(experiment)
+
+    def train_step(state, batch, stats, key):
+      state, metrics = step_fn(state, batch, stats, key)
+      nan_from_3 = lambda p: jnp.where(state.step >= 3, jnp.nan, p)
+      return state.replace(params=jax.tree.map(nan_from_3, state.params)), metrics
+    return train_step
+
+  monkeypatch.setattr(train, "make_train_step", poisoned)
+  c = tiny(checkpoint_every=1, log_every=100)
+  with pytest.raises(NonFiniteLossError, match=r"^the parameters or model state are not finite "
+                                               r"after step 3 \(its training loss was finite\)"):
+    train_and_evaluate(c, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+  assert _all_finite(params_of(tmp_path, c))
 
 
 def test_corrupt_checkpoint_is_a_clear_error_and_is_kept(tmp_path):
@@ -164,3 +207,24 @@ def test_input_statistics_of_another_input_are_refused(tmp_path):
   with pytest.raises(ValueError, match=r"input_stats.npz was fitted for another input.*mean of "
                                        r"shape \(24,\) \(this config: \(6,\)\)"):
     Experiment(c, str(tmp_path / "run"))
+
+
+def test_workdir_keeps_one_row_per_step_through_a_kill_and_a_rerun(tmp_path):
+  """A run killed after its checkpoint at step 10 left a row of step 15 and half a row; resumed, it
+  logs exactly the rows of an uninterrupted run. A rerun of the finished workdir adds no rows and
+  writes strict JSON (its train_steps_per_sec, with no step trained, used to be a bare NaN)."""
+  train_and_evaluate(tiny(), str(tmp_path / "a"))
+  train_and_evaluate(tiny(), str(tmp_path / "b"), stop_after=10)
+  metrics = tmp_path / "b" / "metrics.jsonl"
+  with open(metrics, "a") as f:
+    f.write('{"step": 15, "split": "train", "loss": 123.0, "cross_entropy": 1.0, "accuracy": 0.5}\n'
+            '{"step": 20, "spl')
+  train_and_evaluate(tiny(), str(tmp_path / "b"))
+  assert metrics.read_text() == (tmp_path / "a" / "metrics.jsonl").read_text()
+  train_and_evaluate(tiny(), str(tmp_path / "b"))  # finished: evaluates step 20 again
+  assert metrics.read_text() == (tmp_path / "a" / "metrics.jsonl").read_text()
+  final_text = (tmp_path / "b" / "final_metrics.json").read_text()
+  final = json.loads(final_text, parse_constant=pytest.fail)  # NaN / Infinity are not JSON
+  assert final["steps"] == 20 and final["train_steps_per_sec"] is None
+  assert final["test_accuracy"] == json.loads((tmp_path / "a" / "final_metrics.json").read_text()
+                                              )["test_accuracy"]

@@ -82,7 +82,7 @@ class NoiseConfig:
     if not isinstance(self.power_gradient, bool):
       raise TypeError(f"noise power_gradient must be True or False, got {self.power_gradient!r}")
     _check_number("snr_db", self.snr_db, allow_inf=True)
-    _check_number("weight_sigma", self.weight_sigma, allow_inf=False)
+    _check_number("weight_sigma", self.weight_sigma, allow_inf=False, nonnegative=True)
     if self.snr_db_range is not None:
       if len(self.snr_db_range) != 2:
         raise ValueError(f"snr_db_range must be (lo, hi) in dB, got {self.snr_db_range!r}")
@@ -112,9 +112,10 @@ def _check_choice(name: str, value, choices) -> None:
     raise ValueError(f"unknown noise {name} {value!r}; expected one of {', '.join(choices)}")
 
 
-def _check_number(name: str, value, *, allow_inf: bool) -> None:
-  """Rejects strings, bools and (for Python numbers) NaN/-inf. Arrays, tracers and None pass
-  through: JAX rebuilds this pytree with placeholder leaves (vmap in_axes, tree_map to None)."""
+def _check_number(name: str, value, *, allow_inf: bool, nonnegative: bool = False) -> None:
+  """Rejects strings, bools and (for Python numbers) NaN/-inf, and negatives if `nonnegative`.
+  Arrays, tracers and None pass through: JAX rebuilds this pytree with placeholder leaves (vmap
+  in_axes, tree_map to None)."""
   if isinstance(value, (str, bytes, bool)):
     raise TypeError(f"noise {name} must be a number (dB or a ratio), got {type(value).__name__} "
                     f"{value!r}")
@@ -123,6 +124,8 @@ def _check_number(name: str, value, *, allow_inf: bool) -> None:
       raise ValueError(f"noise {name} is NaN")
     if math.isinf(value) and not (allow_inf and value > 0):
       raise ValueError(f"noise {name} must be finite{' or +inf' if allow_inf else ''}, got {value}")
+    if nonnegative and value < 0:  # a standard deviation: -0.5 would silently act as 0.5
+      raise ValueError(f"noise {name} must be >= 0 (a standard deviation), got {value}")
 
 
 def noise_from_config(cfg: ml_collections.ConfigDict | dict | None, *,
@@ -258,7 +261,7 @@ def perturb_weights(key: jax.Array, w: jax.Array, weight_noise: str, weight_sigm
   Exactly `w` for 'none' or σ_w = 0. Gradients flow to `w` (the noise is a constant shift/scale).
   """
   _check_choice("weight_noise", weight_noise, WEIGHT_NOISES)
-  _check_number("weight_sigma", weight_sigma, allow_inf=False)
+  _check_number("weight_sigma", weight_sigma, allow_inf=False, nonnegative=True)
   if weight_noise == "none" or (_is_python_number(weight_sigma) and weight_sigma == 0):
     return w
   sigma = jnp.asarray(weight_sigma, jnp.float32)

@@ -6,7 +6,9 @@
   imagefolder:DIR     `SPLIT/CLASS/*.jpg|png` folders or `.tar[.gz]` archives / shards (CIFAR-10 JPEG
                       copy, Tiny-ImageNet-200 with val annotations)
 
-Every source returns `Splits` with `image` uint8 NHWC and `label` int32 arrays.
+Every source returns `Splits` with `image` uint8 NHWC and `label` int32 arrays. The sequence sources
+`seq:IMAGE_SOURCE`, `ptb:DIR`, `strokes:DIR` live in `freqnoise.data.sequences`; their forms are
+listed here too, so that an unknown source's error names every choice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from freqnoise.data.idx import load_idx_dataset
 from freqnoise.data.images import load_image_folder
 
 SOURCES = ("digits", "tfds:NAME", "idx:DIR", "imagefolder:DIR")
+# The forms of freqnoise.data.sequences' sources (it imports this module, so they are named here).
+SEQUENCE_SOURCE_FORMS = ("seq:IMAGE_SOURCE", "ptb:DIR", "strokes:DIR")
 
 
 def _digits() -> Splits:
@@ -79,4 +83,5 @@ def load_image_splits(cfg: ml_collections.ConfigDict) -> Splits:
         image_size=cfg.get("image_size") or None, cache_dir=cfg.get("cache_dir") or None)
     return Splits(ArrayDataset(train), ArrayDataset(test), len(names),
                   f"imagefolder:{os.path.basename(os.path.normpath(arg))}", {"class_names": names})
-  raise ValueError(f"unknown data source {source!r}; expected one of {', '.join(SOURCES)}")
+  raise ValueError(f"unknown data source {source!r}; expected one of "
+                   f"{', '.join(SOURCES + SEQUENCE_SOURCE_FORMS)}")

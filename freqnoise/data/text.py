@@ -28,8 +28,17 @@ def read_words(path: str) -> list[str]:
   """The words of a text file with `<eos>` at the end of every line."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"text file not found: {path}")
-  with open(path, encoding="utf-8") as f:
-    return f.read().replace("\n", f" {EOS} ").split()
+  with open(path, "rb") as f:
+    data = f.read()
+  try:  # decoded whole, so that the error's position is the file's byte offset
+    content = data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line = data.count(b"\n", 0, e.start) + 1
+    raise ValueError(f"{path}: not UTF-8 text: byte 0x{data[e.start]:02x} at byte offset {e.start} "
+                     f"(line {line}) {e.reason}") from None
+  # universal newlines, as text mode would read them
+  content = content.replace("\r\n", "\n").replace("\r", "\n")
+  return content.replace("\n", f" {EOS} ").split()
 
 
 def build_vocab(words: list[str]) -> dict[str, int]:

@@ -162,3 +162,17 @@ def test_power_gradient_option_differentiates_through_the_power():
   np.testing.assert_allclose(f(y), add_output_noise(key, y, 0.0, "per_example"), rtol=1e-6)
   with pytest.raises(TypeError, match="power_gradient"):
     NoiseConfig(power_gradient="yes")
+
+
+def test_negative_weight_sigma_is_rejected_traced_values_pass():
+  """weight_sigma=-0.5 used to be accepted and act as |σ| = 0.5 (σ·ε has the same law)."""
+  with pytest.raises(ValueError, match=r"noise weight_sigma must be >= 0 \(a standard deviation\), "
+                                       r"got -0.5"):
+    noise_from_config({"weight_noise": "additive", "weight_sigma": -0.5})
+  with pytest.raises(ValueError, match="weight_sigma must be >= 0"):
+    perturb_weights(jax.random.key(0), jnp.ones((2, 2)), "multiplicative", -0.5)
+  # a traced σ is not checked (its value is unknown when the pytree is rebuilt inside jit)
+  w = jax.jit(lambda s: perturb_weights(jax.random.key(0), jnp.ones((2, 2)), "additive", s)
+              )(jnp.float32(0.0))
+  np.testing.assert_array_equal(np.asarray(w), np.ones((2, 2)))
+  assert jax.jit(lambda s: NoiseConfig(weight_sigma=s).weight_sigma)(jnp.float32(-0.5)) == -0.5

@@ -1,5 +1,6 @@
 """Data sources: IDX, image folders/archives, digits, TFDS (mocked), with their error messages."""
 
+import functools
 import gzip
 import io
 import os
@@ -77,8 +78,11 @@ def test_digits_split_is_fixed():
 
 
 def test_unknown_source_names_the_choices():
-  with pytest.raises(ValueError, match="unknown data source 'mnist'.*digits, tfds:NAME"):
+  """Every source is named, the sequence sources (seq:, ptb:, strokes:) included."""
+  with pytest.raises(ValueError) as e:
     load_splits(ConfigDict({"source": "mnist"}))
+  assert str(e.value) == ("unknown data source 'mnist'; expected one of digits, tfds:NAME, "
+                          "idx:DIR, imagefolder:DIR, seq:IMAGE_SOURCE, ptb:DIR, strokes:DIR")
 
 
 def _png(value, size=4):
@@ -148,6 +152,56 @@ def test_tfds_source_under_mock_data():
   assert s.num_classes == 10 and len(s.train) == 12
   assert s.train.arrays["image"].shape == (12, 28, 28, 1)
   assert s.train.arrays["label"].dtype == np.int32
+
+
+@functools.cache  # a builder class registers its name with TFDS once, when it is defined
+def _tiny_tfds_builder():
+  import tensorflow_datasets as tfds
+
+  class FreqnoiseTinyTfds(tfds.core.GeneratorBasedBuilder):
+    """6 train / 4 test 8x8x1 uint8 images (every pixel 10·i + 100·(split is test)), label i % 3;
+    ArrayRecord and tensor features, so that preparing and reading need no TensorFlow."""
+    VERSION = tfds.core.Version("1.0.0")
+
+    def __init__(self, **kwargs):
+      super().__init__(**{"file_format": "array_record", **kwargs})
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+          "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
+          "label": tfds.features.ClassLabel(num_classes=3)}))
+
+    def _split_generators(self, dl_manager):
+      return {"train": self._generate_examples(6, 0), "test": self._generate_examples(4, 100)}
+
+    def _generate_examples(self, n, offset):
+      for i in range(n):
+        yield i, {"image": np.full((8, 8, 1), 10 * i + offset, np.uint8), "label": i % 3}
+
+  return FreqnoiseTinyTfds
+
+
+def test_tfds_source_prepares_and_reads_array_record(tmp_path):
+  """The real `tfds:` path, offline and unmocked: `tfds.data_source` prepares a registered builder
+  (TFDS's DatasetBuilder.code_path then imports importlib_resources, which TFDS does not declare:
+  without our dependency on it this failed with "No module named 'importlib_resources'"), and
+  reads the ArrayRecord files back; the second load reads the prepared dataset."""
+  name = _tiny_tfds_builder().name
+  cfg = ConfigDict({"source": f"tfds:{name}", "data_dir": str(tmp_path)})
+  for _ in range(2):
+    s = load_splits(cfg)
+    assert (s.name, s.num_classes, len(s.train), len(s.test)) == (f"tfds:{name}", 3, 6, 4)
+    for split, offset in ((s.train, 0), (s.test, 100)):
+      image, label = split.arrays["image"], split.arrays["label"]
+      assert image.shape == (len(split), 8, 8, 1) and image.dtype == np.uint8
+      assert label.dtype == np.int32
+      i = (image[:, 0, 0, 0].astype(int) - offset) // 10  # TFDS shuffles: index from the pixel
+      assert sorted(i.tolist()) == list(range(len(split)))
+      np.testing.assert_array_equal(label, i % 3)
+      np.testing.assert_array_equal(image, np.broadcast_to(image[:, :1, :1], image.shape))
+  assert sorted(os.listdir(tmp_path / name / "1.0.0")) == [
+      "dataset_info.json", "features.json", f"{name}-test.array_record-00000-of-00001",
+      f"{name}-train.array_record-00000-of-00001"]
 
 
 def test_real_mnist_idx(shared_data):

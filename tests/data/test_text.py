@@ -63,6 +63,24 @@ def test_load_ptb_errors(tmp_path):
     text.load_ptb(str(tmp_path), batch_size=1, seq_len=1)
 
 
+def test_non_utf8_file_names_the_file_and_byte_offset(tmp_path):
+  """A stray Latin-1 byte used to give a bare UnicodeDecodeError without the file's name."""
+  _write_ptb(tmp_path, ["a b a"], ["a b"], ["a"])
+  (tmp_path / "ptb.valid.txt").write_bytes(b" a b \n a caf\xe9 \n")
+  path = str(tmp_path / "ptb.valid.txt")
+  with pytest.raises(ValueError) as e:
+    text.load_ptb(str(tmp_path), batch_size=1, seq_len=1)
+  assert str(e.value) == (f"{path}: not UTF-8 text: byte 0xe9 at byte offset 12 (line 2) "
+                          "invalid continuation byte")
+  assert not isinstance(e.value, UnicodeDecodeError)
+
+
+def test_line_endings_read_as_text_mode_would(tmp_path):
+  (tmp_path / "crlf.txt").write_bytes(b"a b\r\nc\rd\n")
+  assert text.read_words(str(tmp_path / "crlf.txt")) == ["a", "b", "<eos>", "c", "<eos>", "d",
+                                                          "<eos>"]
+
+
 @pytest.mark.skipif(not os.path.isdir(PTB_DIR), reason="real PTB files not present at ../shared/data/ptb")
 def test_real_ptb_sizes():
   splits, vocab = text.load_ptb(PTB_DIR, batch_size=20, seq_len=35)
