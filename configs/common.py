@@ -149,6 +149,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_processes = 1           # >1: jax.distributed.initialize() for multi-host data parallelism
   c.coordinator_address = ""    # host:port of process 0 ("" = from the cluster environment)
   c.process_id = -1             # this process's id (-1 = from the cluster environment)
+  # A finished or interrupted run's workdir whose latest params/model state start this run (step
+  # and optimizer state fresh; same model); "" = random init. Used only while this run has no
+  # checkpoint of its own.
+  c.init_from = ""
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "digits"      # digits | tfds:NAME | idx:DIR | imagefolder:DIR | seq:... | ptb:DIR

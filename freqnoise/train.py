@@ -10,7 +10,6 @@ What a run is (data, models, statistics, `predict`) lives in `freqnoise.experime
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from typing import Callable
 
@@ -20,7 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from freqnoise import evaluators, rng, sharding
+from freqnoise import evaluators, rng, sharding, workdir as run_folder
 from freqnoise.analog.noise import sample_training_noise
 from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data.pipeline import TrainBatches, prefetch
@@ -94,20 +93,16 @@ def _check_finite_state(state: TrainState, step: int) -> None:
                              "optimizer.grad_clip_norm")
 
 
-def _write_json_atomically(path: str, text: str) -> None:
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        stop_after: int | None = None) -> dict[str, float]:
   """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns final metrics.
 
   Args:
     config: an experiment config (see configs/).
-    workdir: run folder: checkpoints/, metrics.jsonl, tensorboard/, config.json, input_stats.npz.
+    workdir: run folder: checkpoints/, metrics.jsonl, tensorboard/, config.json, fingerprint.txt,
+      input_stats.npz, and .lock while a run uses it. Resuming it under a config that differs
+      beyond `freqnoise.workdir.SAFE_FIELDS` is a `ConfigMismatchError`; `config.init_from`
+      starts a new workdir from another run's latest parameters instead.
     stop_after: stop after this many steps in this call, as a preempted job would (checkpointing
       first); used by the resume test and by time-sliced jobs.
 
@@ -117,12 +112,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   evaluators.check_config(config)  # a bad evaluator block fails now, not after training
   sharding.maybe_initialize_distributed(config)
+  # The lock and the config check come before anything is written (see freqnoise.workdir).
+  with run_folder.claim(workdir, config):
+    return _train(config, workdir, stop_after)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str,
+           stop_after: int | None) -> dict[str, float]:
   is_writer = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
   experiment = Experiment(config, workdir)
   mesh = experiment.mesh
   if is_writer:
-    _write_json_atomically(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
     print(experiment.splits.summary(), flush=True)
 
   state = experiment.initial_state()
@@ -130,6 +130,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   checkpointer = Checkpointer(workdir, every=config.checkpoint_every,
                               keep=config.get("keep_checkpoints", 3))
   try:
+    if checkpointer.latest_step() is None and config.get("init_from"):
+      state = run_folder.initialize_from(experiment, state, config.init_from)
+      if is_writer:
+        print(f"initialised from the latest checkpoint of {config.init_from}", flush=True)
     state = checkpointer.restore(state)
     start = int(jax.device_get(state.step))
     if start > experiment.num_steps:
@@ -210,6 +214,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     checkpointer.close()
     writer.close()
   if is_writer:
-    _write_json_atomically(os.path.join(workdir, "final_metrics.json"),
-                           strict_json(result, indent=2))
+    run_folder.write_json_atomically(os.path.join(workdir, "final_metrics.json"),
+                                     strict_json(result, indent=2))
   return result

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.metrics import read_metrics
 from freqnoise.experiment import Experiment
 from freqnoise.train import NonFiniteLossError, train_and_evaluate
+from freqnoise.workdir import ConfigMismatchError, WorkdirLockedError
 from tests.conftest import REPO
 
 
@@ -164,7 +166,72 @@ def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
   train_and_evaluate(tiny(), str(tmp_path), stop_after=10)
   other = tiny(**{"model.hidden": (32,)})
   with pytest.raises(CheckpointError, match="checkpoints/10"):
-    train_and_evaluate(other, str(tmp_path))
+    Experiment(other, str(tmp_path)).restore()
+
+
+def _files(folder):
+  return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("field,value,shown", [
+    ("optimizer.learning_rate", 0.5, r"optimizer.learning_rate: 0.002 -> 0.5"),
+    ("model.hidden", (32,), r"model.hidden: \[\d+(, \d+)*\] -> \[32\]"),
+    ("num_steps", 10, r"num_steps: 20 -> 10 \(may only grow\)"),
+])
+def test_resuming_under_a_changed_config_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch, field, value, shown):
+  """config.json used to be rewritten on every start: a changed learning rate resumed silently, a
+  changed model rewrote the record and then failed in orbax."""
+  train_and_evaluate(tiny(), str(tmp_path), stop_after=10)
+  before, config_bytes = _files(tmp_path), (tmp_path / "config.json").read_bytes()
+  monkeypatch.setattr(train, "Checkpointer", lambda *a, **k: pytest.fail("orbax was reached"))
+  with pytest.raises(ConfigMismatchError, match=rf"(?s)differs in:\n  {shown}\n.*Nothing was "
+                                                rf"written.*--config.init_from={tmp_path}"):
+    train_and_evaluate(tiny(**{field: value}), str(tmp_path))
+  assert _files(tmp_path) == before and (tmp_path / "config.json").read_bytes() == config_bytes
+
+
+def test_extending_the_steps_resumes_and_updates_the_record(tmp_path):
+  train_and_evaluate(tiny(), str(tmp_path))
+  fingerprint = (tmp_path / "fingerprint.txt").read_text()
+  result = train_and_evaluate(tiny(num_steps=30, log_every=10), str(tmp_path))
+  assert result["steps"] == 30
+  assert json.loads((tmp_path / "config.json").read_text())["num_steps"] == 30
+  assert (tmp_path / "fingerprint.txt").read_text() == fingerprint
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20", "30"]
+
+
+def test_init_from_starts_a_new_run_from_the_old_parameters(tmp_path):
+  a = train_and_evaluate(tiny(), str(tmp_path / "a"))
+  fine_tune = tiny(init_from=str(tmp_path / "a"), num_steps=10,
+                   **{"optimizer.learning_rate": 3e-4, "optimizer.name": "sgd"})
+  b = train_and_evaluate(fine_tune, str(tmp_path / "b"), stop_after=0)
+  assert b["steps"] == 0  # the step is fresh; the model is A's at step 20, evaluated exactly so
+  assert (b["test_loss"], b["test_accuracy"]) == (a["test_loss"], a["test_accuracy"])
+  fresh = train_and_evaluate(tiny(num_steps=10), str(tmp_path / "c"), stop_after=0)
+  assert fresh["test_loss"] != a["test_loss"]
+  assert train_and_evaluate(fine_tune, str(tmp_path / "b"))["steps"] == 10
+
+
+def test_init_from_a_missing_folder_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match="init_from='/nonexistent/run' has no checkpoints/"):
+    train_and_evaluate(tiny(init_from="/nonexistent/run"), str(tmp_path / "b"))
+  assert not (tmp_path / "b").exists()
+
+
+def test_a_locked_workdir_is_refused_and_the_lock_is_released_after_each_run(tmp_path):
+  (tmp_path / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                              "started": "2026-01-01T00:00:00"}))
+  with pytest.raises(WorkdirLockedError, match=rf"in use by process {os.getpid()} on .*started "
+                                               r"2026-01-01T00:00:00.*nothing was written"):
+    train_and_evaluate(tiny(), str(tmp_path))
+  assert sorted(os.listdir(tmp_path)) == [".lock"]
+  os.remove(tmp_path / ".lock")
+  train_and_evaluate(tiny(), str(tmp_path / "ok"))
+  assert not (tmp_path / "ok" / ".lock").exists()
+  with pytest.raises(NonFiniteLossError):
+    train_and_evaluate(tiny(**{"optimizer.learning_rate": 1e30}), str(tmp_path / "nan"))
+  assert not (tmp_path / "nan" / ".lock").exists()
 
 
 def test_cli_runs_and_rejects_config_typos(tmp_path):
@@ -186,7 +253,7 @@ def test_resuming_past_the_configured_steps_is_an_error(tmp_path):
   final metrics as if trained; now it is a clear error, and nothing is written."""
   train_and_evaluate(tiny(num_steps=20, checkpoint_every=10), str(tmp_path))
   before = (tmp_path / "final_metrics.json").read_text()
-  with pytest.raises(CheckpointError, match="step 20, past this config's 10 training steps"):
+  with pytest.raises(ConfigMismatchError, match=r"num_steps: 20 -> 10 \(may only grow\)"):
     train_and_evaluate(tiny(num_steps=10, checkpoint_every=10), str(tmp_path))
   assert (tmp_path / "final_metrics.json").read_text() == before
   with pytest.raises(CheckpointError, match="past this config's 10"):

@@ -1,0 +1,256 @@
+"""The run folder's integrity: one run at a time (`.lock`), one config per run (`config.json`).
+
+`claim(workdir, config)` is entered by the trainer before anything is written to the workdir:
+  * it takes `workdir/.lock` (process 0 only; JSON {pid, host, started}), removed on exit, also on
+    errors. A lock of a live process is an error naming it; a lock of a process that no longer runs
+    on this host is stale and taken over with a printed message;
+  * a workdir that holds a checkpoint was started under the config in its `config.json`: the new
+    config must equal it field by field except the `SAFE_FIELDS` below, else `ConfigMismatchError`
+    lists each difference (old -> new) and nothing is written. To train on under another config,
+    start a new workdir with `--config.init_from=OLD` (`initialize_from` below);
+  * it then (re)writes `config.json` and `fingerprint.txt`: the sha256 of the canonical JSON of the
+    config's non-safe fields, so two runs of the same experiment are recognised by one line.
+A `config.json` left by a start that saved no checkpoint describes nothing that a resume would
+continue, so it is replaced (with a printed note).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import socket
+import tempfile
+from typing import Any, Iterator
+
+import jax
+import ml_collections
+
+# Fields a resume may change: they decide how long, how often and where a run reports, never what
+# one step computes or which batches it sees. A prefix ending in "." covers a whole block.
+SAFE_FIELDS = (
+    "num_steps",         # extending only (see EXTEND_ONLY): train further from the checkpoint
+    "num_epochs",        # extending only
+    "log_every",         # cadence of progress lines / train rows
+    "eval_every",        # cadence of test-set evaluations
+    "checkpoint_every",  # cadence of checkpoints
+    "keep_checkpoints",  # how many checkpoints are kept
+    "tensorboard",       # whether event files are written next to metrics.jsonl
+    "evals.",            # evaluators run once after training; they do not shape it
+    "coordinator_address",  # how the processes of one run find each other (differs per launch)
+    "process_id",        # differs per process of one multi-process run
+)
+EXTEND_ONLY = ("num_steps", "num_epochs")  # safe only when not smaller than before
+
+
+class ConfigMismatchError(ValueError):
+  """A workdir is resumed under a config that differs from the one it was trained with."""
+
+
+class WorkdirLockedError(RuntimeError):
+  """Another live run holds the workdir's lock."""
+
+
+def write_json_atomically(path: str, text: str) -> None:
+  """Writes `text` to `path` through a temporary file and a rename: a reader never sees half."""
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+  with os.fdopen(fd, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- config record
+def config_text(config: ml_collections.ConfigDict) -> str:
+  return config.to_json_best_effort(indent=2)  # as saved: tuples become lists, inf 'Infinity'
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """{'a.b.c': leaf} of nested dicts; an empty dict is a leaf (so a removed block still shows)."""
+  if isinstance(tree, dict) and tree:
+    out = {}
+    for k, v in tree.items():
+      out.update(flatten(v, f"{prefix}{k}."))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def _canonical(value: Any) -> str:
+  return json.dumps(value, sort_keys=True)
+
+
+def is_safe(field: str) -> bool:
+  return any(field == s or (s.endswith(".") and field.startswith(s)) for s in SAFE_FIELDS)
+
+
+def fingerprint(record: dict) -> str:
+  """sha256 of the canonical JSON of the non-safe fields of a saved config (a parsed config.json)."""
+  kept = {k: v for k, v in flatten(record).items() if not is_safe(k)}
+  return hashlib.sha256(_canonical(kept).encode()).hexdigest()
+
+
+def differences(old: dict, new: dict) -> list[str]:
+  """'field: old -> new' of every difference a resume may not make (parsed config.json records).
+
+  A field absent from the old record (added to the configs after the run started) counts only when
+  its new value is not off ('', 0, False, empty)."""
+  old_flat, new_flat = flatten(old), flatten(new)
+  lines = []
+  for k in sorted(set(old_flat) | set(new_flat)):
+    if k not in old_flat and not new_flat[k]:
+      continue
+    o = _canonical(old_flat[k]) if k in old_flat else "(absent)"
+    n = _canonical(new_flat[k]) if k in new_flat else "(absent)"
+    if o == n:
+      continue
+    if k in EXTEND_ONLY and k in old_flat and k in new_flat:
+      if new_flat[k] >= old_flat[k]:
+        continue
+      lines.append(f"{k}: {o} -> {n} (may only grow)")
+    elif not is_safe(k):
+      lines.append(f"{k}: {o} -> {n}")
+  return lines
+
+
+def has_checkpoint(workdir: str) -> bool:
+  """Whether `workdir/checkpoints` holds a finished step folder (read without orbax)."""
+  folder = os.path.join(workdir, "checkpoints")
+  return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
+
+
+def check_config(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """Raises ConfigMismatchError when `workdir` holds a checkpoint of another config; returns the
+  text to save as config.json."""
+  text = config_text(config)
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    return text
+  with open(path) as f:
+    old = json.load(f)
+  diff = differences(old, json.loads(text))
+  if diff and not has_checkpoint(workdir):
+    if jax.process_index() == 0:
+      print(f"{path}: replacing the config of a start that saved no checkpoint", flush=True)
+  elif diff:
+    raise ConfigMismatchError(
+        f"{workdir} was trained under another config; this one differs in:\n  "
+        + "\n  ".join(diff) + "\nNothing was written. Resume with the saved config "
+        f"({path}), or train under the new one in a new --workdir with "
+        f"--config.init_from={workdir} (starts from its latest parameters, fresh optimizer).")
+  return text
+
+
+def record_config(workdir: str, text: str) -> None:
+  write_json_atomically(os.path.join(workdir, "config.json"), text)
+  write_json_atomically(os.path.join(workdir, "fingerprint.txt"),
+                        fingerprint(json.loads(text)) + "\n")
+
+
+# ----------------------------------------------------------------------------- lock
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)  # PermissionError: someone else's live process
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    pass
+  return True
+
+
+class WorkdirLock:
+  """An exclusive `workdir/.lock` file: created atomically (O_EXCL), removed by `release`."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, ".lock")
+    self.record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                              "started": datetime.datetime.now().isoformat(timespec="seconds")})
+
+  def acquire(self) -> None:
+    for _ in range(2):  # a second try after a stale lock was removed
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        self._take_over_if_stale()
+        continue
+      with os.fdopen(fd, "w") as f:
+        f.write(self.record)
+      return
+    raise WorkdirLockedError(f"{self.path}: could not take the lock (another run took it first)")
+
+  def _take_over_if_stale(self) -> None:
+    try:
+      with open(self.path) as f:
+        holder = json.load(f)
+      pid, host, started = int(holder["pid"]), holder["host"], holder["started"]
+    except FileNotFoundError:
+      return  # released meanwhile: try again
+    except (ValueError, KeyError, TypeError) as e:
+      raise WorkdirLockedError(
+          f"{self.path} exists but is unreadable ({e}); if no run uses this workdir, delete it"
+      ) from e
+    if host == socket.gethostname() and not _alive(pid):
+      print(f"{self.path}: taking over the stale lock of process {pid} (started {started}), "
+            "which no longer runs", flush=True)
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(self.path)
+      return
+    raise WorkdirLockedError(
+        f"workdir {os.path.dirname(self.path)} is in use by process {pid} on {host} (started "
+        f"{started}); nothing was written. Wait for it, use another --workdir, or delete "
+        f"{self.path} if that process is gone.")
+
+  def release(self) -> None:
+    with contextlib.suppress(FileNotFoundError):
+      with open(self.path) as f:
+        mine = f.read() == self.record
+      if mine:  # never remove a lock that someone else took over
+        os.remove(self.path)
+
+
+@contextlib.contextmanager
+def claim(workdir: str, config: ml_collections.ConfigDict) -> Iterator[None]:
+  """Locks `workdir`, checks `config` against its record and saves it; unlocks on exit."""
+  source = config.get("init_from", "")
+  if source and not os.path.isdir(os.path.join(source, "checkpoints")):
+    raise FileNotFoundError(f"config.init_from={source!r} has no checkpoints/ folder: it must be "
+                            "the workdir of a finished or interrupted training run")
+  os.makedirs(workdir, exist_ok=True)
+  lock = WorkdirLock(workdir) if jax.process_index() == 0 else None
+  if lock:
+    lock.acquire()
+  try:
+    text = check_config(config, workdir)
+    if lock:
+      record_config(workdir, text)
+    yield
+  finally:
+    if lock:
+      lock.release()
+
+
+# ----------------------------------------------------------------------------- init_from
+def initialize_from(experiment, state, source: str):
+  """`state` (a fresh TrainState) with the params and model_state of `source`'s latest checkpoint;
+  step and optimizer state stay fresh. The old optimizer state is restored only to be dropped: its
+  structure comes from `source/config.json`'s optimizer block (else this run's). The model must be
+  the same (names, shapes, dtypes), else CheckpointError."""
+  from freqnoise.checkpoint import Checkpointer, CheckpointError
+  from freqnoise.optim import build_optimizer
+  tx = experiment.tx
+  path = os.path.join(source, "config.json")
+  if os.path.isfile(path):
+    with open(path) as f:
+      optimizer = json.load(f).get("optimizer")
+    if optimizer:
+      tx = build_optimizer(ml_collections.ConfigDict(optimizer), experiment.num_steps,
+                           steps_per_epoch=experiment.steps_per_epoch)
+  target = state.replace(opt_state=jax.jit(tx.init)(state.params))
+  checkpointer = Checkpointer(source, every=1)
+  try:
+    if checkpointer.latest_step() is None:
+      raise CheckpointError(f"config.init_from: no checkpoint in {checkpointer.directory}")
+    old = checkpointer.restore(target)
+  finally:
+    checkpointer.close()
+  return state.replace(params=old.params, model_state=old.model_state)
