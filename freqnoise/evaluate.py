@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 
 import ml_collections
 
@@ -83,6 +84,68 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(data)
 
 
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The step folders under `workdir/checkpoints` (a cheap directory listing, nothing created)."""
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(e) for e in os.listdir(directory)
+                if e.isdigit() and os.path.isdir(os.path.join(directory, e)))
+
+
+def check_has_checkpoint(workdir: str) -> None:
+  """Raises FileNotFoundError naming workdir/checkpoints when it holds no checkpoint."""
+  directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+  if not checkpoint_steps(workdir):
+    raise FileNotFoundError(f"no checkpoint in {directory}: is {workdir!r} a training run folder "
+                            "that saved one? (nothing was written)")
+
+
+def check_output_writable(workdir: str, name: str, output: str) -> str:
+  """The path the evaluator `name` will write its arrays to (workdir/output; an absolute `output`
+  stands alone); raises OSError naming it, before any computation, when it cannot be written."""
+  path = os.path.abspath(os.path.join(workdir, output))
+  folder = os.path.dirname(path)
+  hint = (f"write the arrays elsewhere with --config.evals.{name}.output=/some/writable/"
+          f"{os.path.basename(path)} (absolute paths allowed), or skip them with "
+          f"--config.evals.{name}.output=''")
+  if not os.path.isdir(folder):
+    raise NotADirectoryError(f"cannot write {path}: {folder} is not an existing folder; {hint}")
+  if os.path.exists(path) and not os.path.isfile(path):
+    raise IsADirectoryError(f"cannot write {path}: it exists and is not a file; {hint}")
+  if not os.access(folder, os.W_OK):
+    raise PermissionError(f"cannot write {path}: {folder} is not writable; {hint}")
+  try:
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".evaluate-probe-")
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    raise PermissionError(f"cannot write {path}: {e}; {hint}") from None
+  return path
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                        name: str | None = None) -> tuple[dict[str, float], int]:
+  """`evaluate_run`, also returning the step of the checkpoint it evaluated. Everything that can
+  be checked without data (the evaluator blocks, a checkpoint to restore, a writable output path)
+  is checked before the Experiment is built, so a bad request writes nothing into `workdir`."""
+  from freqnoise import evaluators
+  name = name or montecarlo_name(config)
+  if name is None:
+    raise ValueError("config.evals has no montecarlo block; name one with --eval")
+  evaluators.check_config(config)
+  _, values = evaluators.settings(config, name)
+  check_has_checkpoint(workdir)
+  if values.get("output"):
+    check_output_writable(workdir, name, values["output"])
+  import jax
+  from freqnoise.experiment import Experiment
+  experiment = Experiment(config, workdir)
+  state = experiment.restore()
+  step = int(jax.device_get(state.step))
+  return evaluators.run(experiment, state, name), step
+
+
 def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
                  name: str | None = None) -> dict[str, float]:
   """Restores the latest checkpoint in `workdir` and runs the evaluator `name` of `config.evals`
@@ -90,18 +153,18 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
 
   Returns the evaluator's scalars (full arrays: workdir/<the block's output>).
   """
-  from freqnoise import evaluators
-  from freqnoise.experiment import Experiment
-  name = name or montecarlo_name(config)
-  if name is None:
-    raise ValueError("config.evals has no montecarlo block; name one with --eval")
-  evaluators.check_config(config)
-  experiment = Experiment(config, workdir)
-  return evaluators.run(experiment, experiment.restore(), name)
+  return evaluate_checkpoint(config, workdir, name)[0]
 
 
-def format_table(scalars: dict[str, float]) -> str:
-  """One row per SNR of an evaluator's 'snr_X/<metric>' scalars (the montecarlo columns first)."""
+LEGEND = ("mean: accuracy averaged over the noise draws; ci95: half-width of its 95% "
+          "confidence interval (Student t); std: its standard deviation across draws; p2.5: and "
+          "p97.5: 2.5th and 97.5th percentiles of the per-draw accuracy; major.: accuracy of a "
+          "majority vote over all draws; meanp: accuracy of the mean probability over all draws")
+
+
+def format_table(scalars: dict[str, float], step: int | None = None) -> str:
+  """One row per SNR of an evaluator's 'snr_X/<metric>' scalars (the montecarlo columns first),
+  then a legend of the columns and, given `step`, the checkpoint step evaluated."""
   snrs = sorted({k.split("/")[0] for k in scalars if k.startswith("snr_")},
                 key=lambda s: float(s.split("_", 1)[1]))
   metrics = [m for m in ("mean", "ci95", "std", "p2.5", "p97.5", "vote_majority",
@@ -111,6 +174,10 @@ def format_table(scalars: dict[str, float]) -> str:
   for s in snrs:
     lines.append(f"{s.split('_', 1)[1]:>8} " + " ".join(
         f"{scalars.get(f'{s}/{m}', math.nan):7.4f}" for m in metrics))
+  if metrics:
+    lines.append(LEGEND)
+  if step is not None:
+    lines.append(f"checkpoint step {step}")
   return "\n".join(lines)
 
 
@@ -153,8 +220,8 @@ def run() -> None:
       block.snrs_db = ""  # an explicit single eval SNR beats the run's saved grid
     if flags.FLAGS.num_draws is not None:
       block.num_draws = flags.FLAGS.num_draws
-    scalars = evaluate_run(config, workdir, name)
-    print(format_table(scalars))
+    scalars, step = evaluate_checkpoint(config, workdir, name)
+    print(format_table(scalars, step), flush=True)  # before anything else that could fail
     if block.get("output"):
       print(f"full arrays: {os.path.join(workdir, block.output)}")
 
