@@ -84,19 +84,11 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(data)
 
 
-def checkpoint_steps(workdir: str) -> list[int]:
-  """The step folders under `workdir/checkpoints` (a cheap directory listing, nothing created)."""
-  directory = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(directory):
-    return []
-  return sorted(int(e) for e in os.listdir(directory)
-                if e.isdigit() and os.path.isdir(os.path.join(directory, e)))
-
-
 def check_has_checkpoint(workdir: str) -> None:
   """Raises FileNotFoundError naming workdir/checkpoints when it holds no checkpoint."""
+  from freqnoise.workdir import has_checkpoint
   directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-  if not checkpoint_steps(workdir):
+  if not has_checkpoint(workdir):
     raise FileNotFoundError(f"no checkpoint in {directory}: is {workdir!r} a training run folder "
                             "that saved one? (nothing was written)")
 

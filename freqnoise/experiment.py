@@ -8,8 +8,8 @@ statistics. Randomness follows `freqnoise.rng`.
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from typing import Any
 
 import flax
@@ -26,6 +26,7 @@ from freqnoise.data.pipeline import ORDERS
 from freqnoise.data.transforms import build_transform
 from freqnoise.models import build_model
 from freqnoise.optim import build_optimizer
+from freqnoise.workdir import write_atomically
 
 # The collection holding a model's recurrent state carried across batches (lstm_lm(carry_state=True)
 # writes it; config.data.order='sequential' feeds the batches it needs).
@@ -118,10 +119,9 @@ class Experiment:
     stats = self.transform.fit(self.splits.train.arrays[self.input_key], seed=self.config.seed)
     if jax.process_index() == 0:
       os.makedirs(self.workdir, exist_ok=True)
-      fd, tmp = tempfile.mkstemp(dir=self.workdir, suffix=".npz.tmp")
-      with os.fdopen(fd, "wb") as f:
-        np.savez(f, **stats)
-      os.replace(tmp, path)
+      buffer = io.BytesIO()
+      np.savez(buffer, **stats)
+      write_atomically(path, buffer.getvalue())
     return stats
 
   def _check_saved_stats(self, stats: dict, path: str) -> None:

@@ -10,9 +10,10 @@ import datetime
 import json
 import math
 import os
-import tempfile
 import time
 from typing import Any, Mapping
+
+from freqnoise.workdir import write_atomically
 
 
 def strict_json(value: Any, **kwargs) -> str:
@@ -75,10 +76,7 @@ class MetricWriter:
             if resume_step is None or row["step"] <= resume_step]
     kept_text = "".join(line + "\n" for line, _ in keep)
     if kept_text != text:
-      fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
-      with os.fdopen(fd, "w") as f:
-        f.write(kept_text)
-      os.replace(tmp, self.path)
+      write_atomically(self.path, kept_text)
     self._earlier = {(row["step"], row["split"]) for _, row in keep}
 
   def write(self, step: int, split: str, scalars: Mapping[str, float]) -> None:

@@ -214,6 +214,6 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     checkpointer.close()
     writer.close()
   if is_writer:
-    run_folder.write_json_atomically(os.path.join(workdir, "final_metrics.json"),
+    run_folder.write_atomically(os.path.join(workdir, "final_metrics.json"),
                                      strict_json(result, indent=2))
   return result

@@ -53,12 +53,18 @@ class WorkdirLockedError(RuntimeError):
   """Another live run holds the workdir's lock."""
 
 
-def write_json_atomically(path: str, text: str) -> None:
-  """Writes `text` to `path` through a temporary file and a rename: a reader never sees half."""
+def write_atomically(path: str, data: str | bytes) -> None:
+  """Writes `data` to `path` through a temporary file and a rename: a reader never sees half, and a
+  crash leaves the old file (or none), never a truncated one."""
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  try:
+    with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)
+    raise
 
 
 # ----------------------------------------------------------------------------- config record
@@ -116,7 +122,8 @@ def differences(old: dict, new: dict) -> list[str]:
 def has_checkpoint(workdir: str) -> bool:
   """Whether `workdir/checkpoints` holds a finished step folder (read without orbax)."""
   folder = os.path.join(workdir, "checkpoints")
-  return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
+  return os.path.isdir(folder) and any(
+      name.isdigit() and os.path.isdir(os.path.join(folder, name)) for name in os.listdir(folder))
 
 
 def check_config(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -142,8 +149,8 @@ def check_config(config: ml_collections.ConfigDict, workdir: str) -> str:
 
 
 def record_config(workdir: str, text: str) -> None:
-  write_json_atomically(os.path.join(workdir, "config.json"), text)
-  write_json_atomically(os.path.join(workdir, "fingerprint.txt"),
+  write_atomically(os.path.join(workdir, "config.json"), text)
+  write_atomically(os.path.join(workdir, "fingerprint.txt"),
                         fingerprint(json.loads(text)) + "\n")
 
 

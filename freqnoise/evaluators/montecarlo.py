@@ -22,6 +22,7 @@ from freqnoise.analog.noise import NoiseConfig, noise_from_config
 from freqnoise.evaluators.registry import register
 from freqnoise.experiment import CARRY
 from freqnoise.robust.montecarlo import mc_accuracy, result_to_json
+from freqnoise.workdir import write_atomically
 
 DEFAULTS = {
     "snrs_db": (),           # eval SNR grid in dB (inf = noiseless); () = eval_noise.snr_db
@@ -156,11 +157,8 @@ def evaluation_set(experiment, settings: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def write_json(path: str, data: dict) -> None:
   """Writes `data` to `path` atomically (temp file + rename), from process 0 only."""
-  if jax.process_index() != 0:
-    return
-  with open(path + ".tmp", "w") as f:
-    json.dump(data, f)
-  os.replace(path + ".tmp", path)
+  if jax.process_index() == 0:
+    write_atomically(path, json.dumps(data))
 
 
 def noise_summary(noise: NoiseConfig) -> dict:
