@@ -7,7 +7,9 @@ happens after a successful restore or into an empty folder.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -16,6 +18,27 @@ import orbax.checkpoint as ocp
 
 class CheckpointError(RuntimeError):
   """A checkpoint exists but cannot be used for this run."""
+
+
+class DiskFullError(OSError):
+  """A checkpoint could not be written for lack of space (errno ENOSPC); its partial folder is
+  removed and the earlier checkpoints are intact."""
+
+
+TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax writes a step here, then renames it
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+  """Whether `error` or an exception in its chain is "No space left on device" (orbax wraps the
+  OSError of its writer threads in ValueErrors that keep only its text)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or \
+        "No space left on device" in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 def _describe(tree: Any) -> dict[str, tuple]:
@@ -31,8 +54,11 @@ class Checkpointer:
       raise ValueError(f"checkpoint_every ({every}) and keep_checkpoints ({keep}) must be positive")
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.every = every
+    self._saving: int | None = None  # the step of the save in flight (orbax saves asynchronously)
+    # cleanup_tmp_directories: a step folder left half-written by a killed run is removed.
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -67,9 +93,48 @@ class Checkpointer:
     """Saves at multiples of `every` or when forced; returns whether it saved."""
     if not self.due(step, force=force):
       return False
-    self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    self._finish()  # a failure of the previous (asynchronous) save is reported as that step's
+    self._saving = step
+    self._check_space(step, state)
+    try:
+      self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    except Exception as e:
+      self._failed(e)
     return True
 
+  def _finish(self) -> None:
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:
+      self._failed(e)
+
+  def _check_space(self, step: int, state: Any) -> None:
+    """DiskFullError before orbax starts when the disk cannot hold the state's bytes (orbax's
+    writer threads would fail half-way, each with pages of logs)."""
+    need = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state) if hasattr(x, "dtype"))
+    free = shutil.disk_usage(self.directory).free
+    if free < need:
+      self._failed(OSError(errno.ENOSPC, f"No space left on device: {free:,} bytes free, "
+                           f"{need:,} needed"))
+
+  def _failed(self, error: Exception) -> None:
+    """Removes half-written step folders, then raises DiskFullError (one clear line) for a full
+    disk, else re-raises `error`."""
+    if os.path.isdir(self.directory):
+      for name in os.listdir(self.directory):
+        if TMP_SUFFIX in name:
+          shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+    if not is_disk_full(error):
+      raise error
+    steps = [s for s in self._manager.all_steps() if s != self._saving]
+    kept = f"the checkpoint of step {max(steps)} is intact" if steps else "no earlier checkpoint"
+    raise DiskFullError(
+        errno.ENOSPC, f"no space left on device writing checkpoint step {self._saving} in "
+        f"{self.directory}; no partial checkpoint folder was left and {kept}. Free space (or use a "
+        "--workdir on a larger disk) and rerun the same command to resume") from None
+
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      self._finish()
+    finally:
+      self._manager.close()

@@ -127,11 +127,12 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     raise ValueError("config.evals has no montecarlo block; name one with --eval")
   evaluators.check_config(config)
   _, values = evaluators.settings(config, name)
+  from freqnoise.experiment import Experiment, check_config
+  check_config(config)
   check_has_checkpoint(workdir)
   if values.get("output"):
     check_output_writable(workdir, name, values["output"])
   import jax
-  from freqnoise.experiment import Experiment
   experiment = Experiment(config, workdir)
   state = experiment.restore()
   step = int(jax.device_get(state.step))

@@ -54,6 +54,39 @@ def split_state(variables: dict) -> tuple[Any, dict]:
   return params, {k: v for k, v in variables.items() if k not in TRANSIENT_COLLECTIONS}
 
 
+def check_config(config: ml_collections.ConfigDict):
+  """Every check of `config` that needs no data: input transform, noise blocks, batch order, mesh
+  and batch sizes, data source name, model name and fields, optimizer and step counts. The trainer
+  calls it before it touches the workdir, so a bad field costs no data loading and leaves no file.
+
+  Returns (transform, train_noise, eval_noise, mesh), which the Experiment keeps.
+  """
+  from freqnoise.data import check_source
+  transform = build_transform(config.get("input"))
+  train_noise = noise_from_config(config.get("train_noise"))
+  eval_noise = noise_from_config(config.get("eval_noise"))
+  noise_from_config(config.get("eval_noise"), keep_off=True)
+  order = config.data.get("order", "shuffled")
+  if order not in ORDERS:
+    raise ValueError(f"unknown config.data.order {order!r}; expected one of {', '.join(ORDERS)}")
+  if config.model.get("carry_state", False) and order != "sequential":
+    raise ValueError("config.model.carry_state needs config.data.order = 'sequential' (a state "
+                     "carried into a shuffled batch would continue the wrong rows)")
+  mesh = sharding.make_mesh(config.get("num_devices", 0))
+  sharding.check_batch_size(config.data.batch_size, mesh, "config.data.batch_size")
+  sharding.check_batch_size(config.data.get("eval_batch_size") or config.data.batch_size, mesh,
+                            "config.data.eval_batch_size")
+  check_source(config.data)
+  build_model(config.model, num_classes=2, noise=train_noise)  # name and fields (classes: any)
+  steps, epochs = config.get("num_steps", 0) or 0, config.get("num_epochs", 0) or 0
+  if not (steps > 0 or epochs > 0):
+    raise ValueError(f"set config.num_steps or config.num_epochs to a positive number (got "
+                     f"num_steps={steps!r}, num_epochs={epochs!r})")
+  # Name, learning rate, schedule fields; the warm-up against the real step count comes later.
+  build_optimizer(config.optimizer, steps or 10**9, steps_per_epoch=1)
+  return transform, train_noise, eval_noise, mesh
+
+
 class Experiment:
   """What one config trains and evaluates. Everything here derives from (config, workdir)."""
 
@@ -62,23 +95,12 @@ class Experiment:
     self.workdir = workdir
     self.input_key = config.data.get("input_key", "image")
     self.label_key = config.data.get("label_key", "label")
-    # Cheap checks first: names and fields, before any data is read.
-    self.transform = build_transform(config.get("input"))
-    self.train_noise = noise_from_config(config.get("train_noise"))
-    self.eval_noise = noise_from_config(config.get("eval_noise"))
+    # Cheap checks first (names, fields, sizes): `check_config`, before any data is read.
+    self.transform, self.train_noise, self.eval_noise, self.mesh = check_config(config)
     # The eval noise's kind / power / layers even when its SNR is inf: the SNR-sweeping evaluators
     # take the SNR from their grid and everything else from here.
     self.eval_noise_spec = noise_from_config(config.get("eval_noise"), keep_off=True) or NoiseConfig()
     self.order = config.data.get("order", "shuffled")
-    if self.order not in ORDERS:
-      raise ValueError(f"unknown config.data.order {self.order!r}; expected one of "
-                       f"{', '.join(ORDERS)}")
-    if config.model.get("carry_state", False) and self.order != "sequential":
-      raise ValueError("config.model.carry_state needs config.data.order = 'sequential' (a state "
-                       "carried into a shuffled batch would continue the wrong rows)")
-    self.mesh = sharding.make_mesh(config.get("num_devices", 0))
-    sharding.check_batch_size(config.data.batch_size, self.mesh, "config.data.batch_size")
-    sharding.check_batch_size(self.eval_batch_size, self.mesh, "config.data.eval_batch_size")
     self.splits = splits if splits is not None else load_splits(config.data, seed=config.seed)
     for key in (self.input_key, self.label_key):
       if key not in self.splits.train.arrays:
@@ -89,7 +111,8 @@ class Experiment:
     self.steps_per_epoch = len(self.splits.train) // config.data.batch_size
     self.num_steps = config.num_steps or config.get("num_epochs", 0) * self.steps_per_epoch
     if self.num_steps <= 0:
-      raise ValueError("set config.num_steps or config.num_epochs to a positive number")
+      raise ValueError(f"config.num_epochs={config.num_epochs} is less than one epoch of "
+                       f"{self.steps_per_epoch} steps: set config.num_steps instead")
     self.tx = build_optimizer(config.optimizer, self.num_steps, steps_per_epoch=self.steps_per_epoch)
     self.stats = self._input_stats()
     self.stats_device = sharding.replicate({k: jnp.asarray(v) for k, v in self.stats.items()},

@@ -5,7 +5,9 @@ Parses flags and calls `freqnoise.train.train_and_evaluate`; nothing else lives 
 
 from __future__ import annotations
 
+import errno
 import json
+import logging as std_logging
 import os
 import sys
 
@@ -24,15 +26,52 @@ def _main(argv) -> None:
   if not flags.FLAGS["verbosity"].present:  # orbax logs every checkpoint step at INFO
     logging.set_verbosity(logging.WARNING)
   from freqnoise.train import train_and_evaluate  # after flag parsing: --help stays fast
-  result = train_and_evaluate(_CONFIG.value, os.path.expanduser(_WORKDIR.value))
+  logging.get_absl_handler().addFilter(_DiskFullNoise())
+  try:
+    result = train_and_evaluate(_CONFIG.value, os.path.expanduser(_WORKDIR.value))
+  except OSError as e:
+    if e.errno != errno.ENOSPC:
+      raise
+    print(f"error: {e.strerror if e.strerror and len(e.strerror) > 40 else e}", file=sys.stderr,
+          flush=True)
+    os._exit(1)  # at once: orbax's interrupted writer threads would print pages at interpreter exit
   print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()},
                    indent=1))
   print(f"test accuracy: {result['test_accuracy']:.4f}")
 
 
+class _DiskFullNoise(std_logging.Filter):
+  """Drops orbax's per-thread logs of a full disk: the trainer reports it once, in one line."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not any("No space left on device" in text
+                   for text in (record.getMessage(), str(error) if error else ""))
+
+
+def config_import_root(argv: list[str]) -> str | None:
+  """The folder that makes `--config`'s package importable: configs/*.py import their shared
+  defaults as `configs.common`, so for `--config=/any/where/configs/x.py:arg` it is `/any/where`
+  (None when the file is not inside a `configs` package)."""
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      value = arg.split("=", 1)[1]
+    elif arg == "--config" and i + 1 < len(argv):
+      value = argv[i + 1]
+    else:
+      continue
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(value.split(":", 1)[0])))
+    if os.path.basename(folder) == "configs" and os.path.isfile(os.path.join(folder, "__init__.py")):
+      return os.path.dirname(folder)
+  return None
+
+
 def run() -> None:
-  # configs/ import their shared defaults as `configs.common`: make the working directory importable.
+  # A config file given by any path, from any working directory, finds `configs.common`.
   sys.path.insert(0, os.getcwd())
+  root = config_import_root(sys.argv)
+  if root:
+    sys.path.insert(0, root)
   app.run(_main)
 
 

@@ -107,24 +107,35 @@ def read_metrics(workdir: str) -> list[dict]:
 
 
 class Progress:
-  """Formats `step 120/1000 | loss 0.31 | 85.2 steps/s | ETA 0:00:10` from wall-clock rate."""
+  """Formats `step 120/1000 | loss 0.31 | 85.2 steps/s | ETA 0:00:10` from wall-clock rate.
+
+  The rate counts training steps only: time spent in evaluations and checkpoint saves is
+  `exclude`d, so steps/s is the step's own cost whatever the eval cadence. The ETA is of the
+  training steps left (rounded up: never 0:00:00 while any remain).
+  """
 
   def __init__(self, total_steps: int, start_step: int):
     self.total = total_steps
     self._t0, self._s0 = None, start_step
+    self._excluded = 0.0
 
   def mark_compiled(self, step: int) -> None:
     """Starts the rate clock after the first (compiling) step so steps/s reflects steady state."""
-    self._t0, self._s0 = time.perf_counter(), step
+    self._t0, self._s0, self._excluded = time.perf_counter(), step, 0.0
+
+  def exclude(self, seconds: float) -> None:
+    """Leaves `seconds` (an evaluation, a checkpoint save) out of the training rate."""
+    if self._t0 is not None:
+      self._excluded += seconds
 
   def steps_per_sec(self, step: int) -> float:
     if self._t0 is None or step <= self._s0:
       return float("nan")
-    return (step - self._s0) / (time.perf_counter() - self._t0)
+    return (step - self._s0) / max(time.perf_counter() - self._t0 - self._excluded, 1e-9)
 
   def line(self, step: int, scalars: Mapping[str, float]) -> str:
     rate = self.steps_per_sec(step)
     eta = (self.total - step) / rate if rate > 0 else float("nan")
-    eta_text = str(datetime.timedelta(seconds=round(eta))) if math.isfinite(eta) else "?"
+    eta_text = str(datetime.timedelta(seconds=math.ceil(eta))) if math.isfinite(eta) else "?"
     values = " | ".join(f"{k} {v:.4g}" for k, v in scalars.items())
     return f"step {step}/{self.total} | {values} | {rate:.1f} steps/s | ETA {eta_text}"

@@ -24,7 +24,7 @@ from freqnoise.analog.noise import sample_training_noise
 from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data.pipeline import TrainBatches, prefetch
 from freqnoise.experiment import (CARRY, INPUT_STATS, TRANSIENT_COLLECTIONS, Experiment, TrainState,
-                                  past_end_message)
+                                  check_config, past_end_message)
 from freqnoise.losses import correct_count, cross_entropy, loss_terms
 from freqnoise.metrics import MetricWriter, Progress, strict_json
 
@@ -112,6 +112,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   evaluators.check_config(config)  # a bad evaluator block fails now, not after training
   sharding.maybe_initialize_distributed(config)
+  check_config(config)  # model, optimizer, sizes, source: before any data is read or file written
   # The lock and the config check come before anything is written (see freqnoise.workdir).
   with run_folder.claim(workdir, config):
     return _train(config, workdir, stop_after)
@@ -146,6 +147,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     print(f"model {config.model.name}: {n_params:,} parameters; "
           f"{'resuming at step ' + str(start) if start else 'starting'} of {experiment.num_steps}",
           flush=True)
+    print(results_note(workdir, config), flush=True)
 
   replicated = sharding.replicated(mesh)
   train_step = jax.jit(make_train_step(experiment),
@@ -169,7 +171,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   train_rate = float("nan")
 
   def evaluate_test(step: int) -> dict[str, float]:
+    jax.block_until_ready(state)  # the training steps in flight are not eval time
+    t0 = time.perf_counter()
     scores = {f"test_{k}": v for k, v in split_eval(state, "test").items()}
+    progress.exclude(time.perf_counter() - t0)
     writer.write(step, "test", {k[5:]: v for k, v in scores.items()})
     if is_writer:
       print(f"  eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()),
@@ -202,8 +207,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
       if checkpointer.due(step, force=step == stop):  # a NaN state is never saved (nor resumed)
         _check_finite([(s, m["loss"]) for s, m in pending[checked:]])
         checked = len(pending)
-        _check_finite_state(state, step)
+        _check_finite_state(state, step)  # (waits for the state: what follows is save time)
+        t0 = time.perf_counter()
         checkpointer.maybe_save(step, state, force=step == stop)
+        progress.exclude(time.perf_counter() - t0)
     train_wall = time.perf_counter() - t_start
     if last_eval != step:  # stopped early, or nothing left to train: report the model as it is
       result = evaluate_test(step)
@@ -215,5 +222,17 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     writer.close()
   if is_writer:
     run_folder.write_atomically(os.path.join(workdir, "final_metrics.json"),
-                                     strict_json(result, indent=2))
+                                strict_json(result, indent=2))
+    print(results_note(workdir, config, done=True), flush=True)
   return result
+
+
+def results_note(workdir: str, config: ml_collections.ConfigDict, done: bool = False) -> str:
+  """Where a run's results land, printed when it starts and when it ends."""
+  where = os.path.abspath(workdir)
+  lines = [f"{'results in' if done else 'writing results to'} {where}/:",
+           "  final_metrics.json (at the end), metrics.jsonl (every log/eval row), checkpoints/, "
+           "config.json"]
+  if config.get("tensorboard", True):
+    lines.append(f"  tensorboard/ (view: tensorboard --logdir {os.path.join(where, 'tensorboard')})")
+  return "\n".join(lines)

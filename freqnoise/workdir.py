@@ -23,7 +23,7 @@ import json
 import os
 import socket
 import tempfile
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import jax
 import ml_collections
@@ -53,13 +53,24 @@ class WorkdirLockedError(RuntimeError):
   """Another live run holds the workdir's lock."""
 
 
-def write_atomically(path: str, data: str | bytes) -> None:
-  """Writes `data` to `path` through a temporary file and a rename: a reader never sees half, and a
-  crash leaves the old file (or none), never a truncated one."""
+def _umask() -> int:
+  mask = os.umask(0)  # reading the umask means setting it; put it back at once
+  os.umask(mask)
+  return mask
+
+
+def write_atomically(path: str, data: str | bytes | Callable[[BinaryIO], None]) -> None:
+  """Writes `data` (text, bytes, or a function writing into a binary file, for large arrays) to
+  `path` through a temporary file and a rename: a reader never sees half, and a crash leaves the
+  old file (or none), never a truncated one. The file gets the usual permissions (umask)."""
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
   try:
-    with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
-      f.write(data)
+    with os.fdopen(fd, "w" if isinstance(data, str) else "wb") as f:
+      if callable(data):
+        data(f)
+      else:
+        f.write(data)
+    os.chmod(tmp, 0o666 & ~_umask())  # as open() would create it (mkstemp makes it 0600)
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):

@@ -31,6 +31,19 @@ def test_progress_line_reports_rate_and_eta(monkeypatch):
   assert line == "step 201/1000 | loss 0.5 | 20.0 steps/s | ETA 0:00:40"
 
 
+def test_progress_rate_leaves_out_eval_and_checkpoint_time_and_eta_rounds_up(monkeypatch):
+  clock = iter([100.0, 110.0, 110.0])
+  monkeypatch.setattr("freqnoise.metrics.time.perf_counter", lambda: next(clock))
+  p = Progress(total_steps=1000, start_step=0)
+  p.mark_compiled(1)
+  p.exclude(6.0)  # an eval and a save took 6 of the 10 seconds: 200 steps in 4 s of training
+  assert p.line(201, {"loss": 0.5}) == "step 201/1000 | loss 0.5 | 50.0 steps/s | ETA 0:00:16"
+  clock = iter([0.0, 100.0])
+  fast = Progress(total_steps=100_000, start_step=0)
+  fast.mark_compiled(0)  # 99,999 steps in 100 s; 1 step (1 ms) left: ETA 1 s, not 0:00:00
+  assert fast.line(99_999, {}).endswith("| ETA 0:00:01")
+
+
 def test_strict_json_writes_null_for_non_finite_values():
   value = {"a": float("nan"), "b": [1.5, float("inf"), (-math.inf, 2)], "c": np.float64("nan"),
            "d": "NaN", "e": 3}

@@ -86,22 +86,33 @@ def test_cnn_tiny_under_mocked_tfds(tmp_path):
     ("model.name", "transformer", "unknown model 'transformer'; known models: .*lenet.*mlp"),
     ("optimizer.name", "lamb", "unknown optimizer 'lamb'; known: sgd, adam, adamw"),
     ("optimizer.schedule", "linear", "unknown learning-rate schedule 'linear'"),
-    ("data.source", "idx:/nonexistent/mnist", "IDX data folder not found: /nonexistent/mnist"),
+    ("data.source", "idx:/nonexistent/mnist", "source='idx:/nonexistent/mnist': /nonexistent/mnist "
+     "does not exist"),
+    ("data.source", "ptb", "unknown data source 'ptb'; expected one of .*ptb:DIR"),
+    ("optimizer.learning_rate", -0.1, "optimizer.learning_rate must be positive, got -0.1"),
+    ("num_steps", 0, "set config.num_steps or config.num_epochs to a positive number"),
     ("input.name", "wavelet", "unknown input transform 'wavelet'"),
     ("data.batch_size", 6, "batch_size=6 is not divisible by the 4 devices"),
     ("data.batch_size", 0, r"^config.data.batch_size=0 must be a positive integer$"),
 ])
-def test_bad_config_values_are_clear_errors(tmp_path, field, value, message):
+def test_bad_config_values_are_clear_errors(tmp_path, monkeypatch, field, value, message):
+  monkeypatch.setattr("freqnoise.experiment.load_splits", data_must_not_be_read)
   with pytest.raises((ValueError, FileNotFoundError), match=message):
-    train_and_evaluate(tiny(**{field: value}), str(tmp_path))
-  assert not (tmp_path / "checkpoints").exists()  # failed before any expensive work
+    train_and_evaluate(tiny(**{field: value}), str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()  # failed before any data was read or any file written
 
 
-def test_unknown_model_field_is_named(tmp_path):
+def data_must_not_be_read(*args, **kwargs):
+  raise AssertionError("the data was read before the config was checked")
+
+
+def test_unknown_model_field_is_named_before_any_data_is_read(tmp_path, monkeypatch):
+  monkeypatch.setattr("freqnoise.experiment.load_splits", data_must_not_be_read)
   c = tiny()
   c.model.width = 3
   with pytest.raises(ValueError, match="model 'mlp' rejected its config fields.*width"):
-    train_and_evaluate(c, str(tmp_path))
+    train_and_evaluate(c, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
 
 
 def test_nonfinite_loss_names_the_step(tmp_path):
@@ -234,14 +245,24 @@ def test_a_locked_workdir_is_refused_and_the_lock_is_released_after_each_run(tmp
   assert not (tmp_path / "nan" / ".lock").exists()
 
 
-def test_cli_runs_and_rejects_config_typos(tmp_path):
+def test_cli_runs_from_any_directory_and_rejects_config_typos(tmp_path):
   env = {**os.environ, "XLA_FLAGS": ""}
-  ok = subprocess.run([sys.executable, "-m", "freqnoise.main", "--config=configs/digits_mlp.py:tiny",
-                       f"--workdir={tmp_path / 'run'}", "--config.num_steps=10"],
-                      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  # from another working directory, the config given by its absolute path still finds configs.common
+  ok = subprocess.run([sys.executable, "-m", "freqnoise.main",
+                       f"--config={REPO / 'configs' / 'digits_mlp.py'}:tiny",
+                       "--workdir=run", "--config.num_steps=10"],
+                      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
   assert ok.returncode == 0, ok.stderr[-2000:]
   assert "test accuracy:" in ok.stdout and "steps/s" in ok.stdout
-  assert json.loads((tmp_path / "run" / "final_metrics.json").read_text())["steps"] == 10
+  run = tmp_path / "run"
+  assert json.loads((run / "final_metrics.json").read_text())["steps"] == 10
+  # where the results land, when the run starts and when it ends
+  assert f"writing results to {run}/:" in ok.stdout and f"results in {run}/:" in ok.stdout
+  shown = f"tensorboard --logdir {run / 'tensorboard'}" in ok.stdout
+  assert shown == digits_mlp.get_config("tiny").get("tensorboard", True)
+  # every file the run wrote has the same permissions (atomic writes used to be 0600)
+  modes = {p.name: oct(p.stat().st_mode & 0o777) for p in run.iterdir() if p.is_file()}
+  assert len(set(modes.values())) == 1 and "config.json" in modes and "metrics.jsonl" in modes, modes
   typo = subprocess.run([sys.executable, "-m", "freqnoise.main", "--config=configs/digits_mlp.py:tiny",
                          f"--workdir={tmp_path / 'typo'}", "--config.optimizer.nam=sgd"],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

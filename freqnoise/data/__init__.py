@@ -6,7 +6,7 @@ import ml_collections
 
 from freqnoise.data.dataset import ArrayDataset, Splits, sample_indices
 from freqnoise.data.sequences import SEQUENCE_SOURCES, load_sequence_splits
-from freqnoise.data.sources import load_image_splits
+from freqnoise.data.sources import check_source, load_image_splits
 
 
 def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
@@ -27,4 +27,4 @@ def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
   return splits
 
 
-__all__ = ["ArrayDataset", "Splits", "load_splits", "sample_indices"]
+__all__ = ["ArrayDataset", "Splits", "check_source", "load_splits", "sample_indices"]

@@ -13,12 +13,13 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 import time
 from typing import Iterator
 
 import numpy as np
 from PIL import Image
+
+from freqnoise.workdir import write_atomically
 
 _EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -149,11 +150,9 @@ def load_image_folder(root: str, *, train_split: str = "train", test_split: str 
   test = {"image": test_images, "label": np.array([index[c] for c in test_classes], np.int32)}
   if cache:
     os.makedirs(os.path.dirname(cache), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cache), suffix=".npz.tmp")
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, train_image=train["image"], train_label=train["label"], test_image=test["image"],
-               test_label=test["label"], class_names=np.array(names))
-    os.replace(tmp, cache)
+    write_atomically(cache, lambda f: np.savez(
+        f, train_image=train["image"], train_label=train["label"], test_image=test["image"],
+        test_label=test["label"], class_names=np.array(names)))
   return train, test, names
 
 

@@ -66,6 +66,22 @@ def _tfds(name: str, cfg) -> Splits:
   return Splits(ArrayDataset(train), ArrayDataset(test), num_classes, f"tfds:{name}")
 
 
+def check_source(cfg: ml_collections.ConfigDict) -> None:
+  """Checks `cfg.source` names a known source and, for a folder source, an existing folder,
+  without reading any data (`seq:` wraps another source, checked in turn)."""
+  source = cfg.get("source", "")
+  kind, _, arg = source.partition(":")
+  while kind == "seq" and arg:
+    kind, _, arg = arg.partition(":")
+  known = {"digits": False, "tfds": True, "idx": True, "imagefolder": True, "ptb": True,
+           "strokes": True}
+  if kind not in known or known[kind] != bool(arg):
+    raise ValueError(f"unknown data source {source!r}; expected one of "
+                     f"{', '.join(SOURCES + SEQUENCE_SOURCE_FORMS)}")
+  if kind != "tfds" and arg and not os.path.exists(os.path.expanduser(arg)):
+    raise FileNotFoundError(f"config.data.source={source!r}: {arg} does not exist")
+
+
 def load_image_splits(cfg: ml_collections.ConfigDict) -> Splits:
   """Loads the image source named by `cfg.source` (see the module docstring)."""
   source = cfg.source
