@@ -1,0 +1,111 @@
+"""`Quantizer`: a `QuantConfig` as a Flax Linen module, holding the state of tracked and learned
+ranges (numerics and conventions: `freqnoise.analog.quant`).
+
+Mode 'tracked' keeps an EMA of the range in the 'quant_ranges' collection (never 'params', so no
+optimizer updates it): `model.apply(variables, x, train=True, mutable=['quant_ranges'])` updates
+it. Mode 'learned' keeps LSQ's step or PACT's clip value in 'params'. Stochastic rounding takes its
+key from the 'noise' RNG stream.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from freqnoise.analog.product import module_rng
+from freqnoise.analog.quant import (COLLECTION, Grid, QuantConfig, channel_axis, data_range,
+                                    fake_quant, grid_from_range)
+
+
+class Quantizer(nn.Module):
+  """Fake-quantizes x per `config` (same shape and dtype): a DAC/ADC slot of the analog layers, or
+  a weight quantizer.
+
+  Variables:
+    'quant_ranges' (mode 'tracked'): 'absmax' (signed) or 'min' and 'max' (unsigned), shape () or
+      [C]; 'count', the number of updates (int32). Updated only when `train`, the collection is
+      mutable and the module is not initialising: the first update takes the batch's range, later
+      ones r ← m·r + (1 − m)·(batch range), m = `config.momentum`; the quantizer then uses the
+      updated range. Before the first update it uses the batch's own range.
+    'params' (mode 'learned'): 'step' (LSQ) or 'alpha' (PACT), shape () or [C].
+
+  Attributes:
+    config: the QuantConfig.
+    train: used by mode 'tracked' only; an attribute (the layers' quantizer slot calls `q(x)`) or
+      the call argument, not both.
+  """
+
+  config: QuantConfig
+  train: bool | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool | None = None) -> jax.Array:
+    cfg = self.config
+    key = module_rng(self)("noise") if cfg.stochastic else None
+    if cfg.mode == "tracked":
+      grid = self._tracked_grid(x, nn.merge_param("train", self.train, train))
+      return fake_quant(x, cfg, grid, key=key)
+    if cfg.mode == "learned":
+      return self._learned(x, key)
+    return fake_quant(x, cfg, key=key)
+
+  def _tracked_grid(self, x: jax.Array, train: bool) -> Grid:
+    cfg = self.config
+    lo, hi = data_range(x, cfg)
+    batch = {"absmax": hi} if cfg.signed else {"min": lo, "max": hi}
+    count = self.variable(COLLECTION, "count", lambda: jnp.zeros((), jnp.int32))
+    ranges = {n: self.variable(COLLECTION, n, jnp.zeros_like, b) for n, b in batch.items()}
+    if train and self.is_mutable_collection(COLLECTION) and not self.is_initializing():
+      m = cfg.momentum
+      for n, r in ranges.items():
+        r.value = jnp.where(count.value == 0, batch[n], m * r.value + (1 - m) * batch[n])
+      count.value = count.value + 1
+    now = {n: jnp.where(count.value > 0, r.value, batch[n]) for n, r in ranges.items()}
+    return _grid(cfg, now)
+
+  def _learned(self, x: jax.Array, key: jax.Array | None) -> jax.Array:
+    cfg = self.config
+    axis = channel_axis(cfg, x.ndim)
+    shape = () if axis is None else (x.shape[axis],)
+    zero = jnp.zeros(shape, jnp.float32)
+    if cfg.learned == "pact":
+      alpha = self.param("alpha", nn.initializers.constant(cfg.bound), shape, jnp.float32)
+      return fake_quant(x, cfg, Grid(alpha / cfg.qmax, zero), key=key, grad="pact")
+
+    def init_step(_, shape):
+      if cfg.bound is not None:
+        return jnp.full(shape, cfg.bound / cfg.qmax, jnp.float32)
+      # LSQ's init 2·mean|x|/sqrt(qmax); an all-zero init batch gets 1, as grid_from_range does.
+      axes = tuple(a for a in range(x.ndim) if a != axis)
+      step = 2 * jnp.mean(jnp.abs(x.astype(jnp.float32)), axis=axes) / math.sqrt(cfg.qmax)
+      return jnp.where(step > 0, step, 1.0)
+
+    step = self.param("step", init_step, shape)
+    shared = x.size // max(1, math.prod(shape))  # N: the elements that share one step
+    return fake_quant(x, cfg, Grid(step, zero), key=key, grad="lsq",
+                      grad_scale=1 / math.sqrt(shared * cfg.qmax))
+
+
+def _grid(cfg: QuantConfig, ranges: Mapping[str, jax.Array]) -> Grid:
+  if cfg.signed:
+    return grid_from_range(cfg, -ranges["absmax"], ranges["absmax"])
+  return grid_from_range(cfg, ranges["min"], ranges["max"])
+
+
+def stored_grid(config: QuantConfig, variables: Mapping[str, Any]) -> Grid:
+  """The grid a trained 'tracked' or 'learned' `Quantizer` uses at inference, from its own
+  variables ({'quant_ranges': ...} or {'params': ...}), e.g. for `quant_export.export_weights`."""
+  if config.mode == "tracked":
+    ranges = variables[COLLECTION]
+    if int(ranges["count"]) == 0:
+      raise ValueError("this tracked Quantizer has no range yet (no training update)")
+    return _grid(config, ranges)
+  if config.mode != "learned":
+    raise ValueError(f"QuantConfig.mode {config.mode!r} stores no range")
+  params = variables["params"]
+  scale = params["alpha"] / config.qmax if config.learned == "pact" else params["step"]
+  return Grid(scale, jnp.zeros_like(scale))
