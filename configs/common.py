@@ -8,6 +8,8 @@ import math
 
 import ml_collections
 
+from freqnoise import adversarial
+
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
@@ -191,6 +193,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.nesterov = False  # sgd Nesterov momentum
   c.optimizer.weight_decay = 0.0  # L2 (sgd/adam) or decoupled (adamw) weight decay
   c.optimizer.grad_clip_norm = 0.0  # clip the global gradient norm (0 = off)
+
+  # PGD adversarial training (Madry et al.): the fields and their meaning are
+  # freqnoise.adversarial.DEFAULTS; epsilon 0 = off.
+  c.adversarial = ml_collections.ConfigDict(adversarial.DEFAULTS)
 
   # Analog noise of every product (DESIGN.md); SNR inf = noiseless. Training and evaluation noise
   # are separate blocks so a checkpoint never changes the eval noise silently.

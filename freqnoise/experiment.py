@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from freqnoise import rng, sharding
+from freqnoise.adversarial import training_settings
 from freqnoise.analog.noise import NoiseConfig, noise_from_config
 from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data import Splits, load_splits
@@ -78,6 +79,7 @@ def check_config(config: ml_collections.ConfigDict):
                             "config.data.eval_batch_size")
   check_source(config.data)
   build_model(config.model, num_classes=2, noise=train_noise)  # name and fields (classes: any)
+  training_settings(config)  # config.adversarial
   steps, epochs = config.get("num_steps", 0) or 0, config.get("num_epochs", 0) or 0
   if not (steps > 0 or epochs > 0):
     raise ValueError(f"set config.num_steps or config.num_epochs to a positive number (got "

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from freqnoise import evaluators, rng, sharding, workdir as run_folder
+from freqnoise.adversarial import perturb_batch, training_settings
 from freqnoise.analog.noise import sample_training_noise
 from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data.pipeline import TrainBatches, prefetch
@@ -36,6 +37,7 @@ class NonFiniteLossError(FloatingPointError):
 def make_train_step(experiment: Experiment) -> Callable:
   smoothing = experiment.config.get("label_smoothing", 0.0)
   label_key, input_key = experiment.label_key, experiment.input_key
+  adversarial = training_settings(experiment.config)  # None: clean training
 
   def train_step(state: TrainState, batch: dict, stats: dict, train_key: jax.Array):
     model_state = state.model_state
@@ -43,14 +45,18 @@ def make_train_step(experiment: Experiment) -> Callable:
       fresh = state.step % experiment.steps_per_epoch == 0
       model_state = {**model_state, CARRY: jax.tree.map(
           lambda c: jnp.where(fresh, jnp.zeros_like(c), c), model_state[CARRY])}
-    rngs = rng.stream_keys(jax.random.fold_in(train_key, state.step))
+    step_key = jax.random.fold_in(train_key, state.step)
+    rngs = rng.stream_keys(step_key)
     noise = sample_training_noise(rng.named_key(rngs["noise"], "snr"), experiment.train_noise)
-    labels = batch[label_key]
+    labels, x = batch[label_key], batch[input_key]
+    if adversarial is not None:  # Madry et al.: train on adversarial examples of this model
+      x = perturb_batch(experiment, {"params": state.params, **model_state, INPUT_STATS: stats},
+                        x, labels, noise, rng.named_key(step_key, "attack"), adversarial)
 
     def loss_fn(params):
       variables = {"params": params, **model_state, INPUT_STATS: stats}
       logits, updates = experiment.forward(
-          variables, batch[input_key], train=True, noise=noise, rngs=rngs,
+          variables, x, train=True, noise=noise, rngs=rngs,
           mutable=[*model_state, *TRANSIENT_COLLECTIONS])
       ce_sum, count = cross_entropy(logits, labels, smoothing)
       extra = loss_terms(updates)

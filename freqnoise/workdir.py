@@ -43,6 +43,9 @@ SAFE_FIELDS = (
     "process_id",        # differs per process of one multi-process run
 )
 EXTEND_ONLY = ("num_steps", "num_epochs")  # safe only when not smaller than before
+# Blocks added to the configs over time, by the field that switches them on: a run recorded before
+# a block existed equals a config where the block is off.
+OFF_SWITCHES = {"adversarial": "adversarial.epsilon"}
 
 
 class ConfigMismatchError(ValueError):
@@ -115,7 +118,7 @@ def differences(old: dict, new: dict) -> list[str]:
   old_flat, new_flat = flatten(old), flatten(new)
   lines = []
   for k in sorted(set(old_flat) | set(new_flat)):
-    if k not in old_flat and not new_flat[k]:
+    if k not in old_flat and (not new_flat[k] or _block_off(k, old_flat, new_flat)):
       continue
     o = _canonical(old_flat[k]) if k in old_flat else "(absent)"
     n = _canonical(new_flat[k]) if k in new_flat else "(absent)"
@@ -128,6 +131,14 @@ def differences(old: dict, new: dict) -> list[str]:
     elif not is_safe(k):
       lines.append(f"{k}: {o} -> {n}")
   return lines
+
+
+def _block_off(field: str, old_flat: dict, new_flat: dict) -> bool:
+  """Whether `field` belongs to a block added after the old run started that is switched off in
+  the new config (e.g. every adversarial.* field while adversarial.epsilon is 0)."""
+  block = field.partition(".")[0]
+  switch = OFF_SWITCHES.get(block)
+  return bool(switch) and switch not in old_flat and not new_flat.get(switch)
 
 
 def has_checkpoint(workdir: str) -> bool:

@@ -34,6 +34,12 @@ def test_fields_added_after_the_run_count_only_when_set():
   del old["init_from"]
   assert workdir.differences(old, record()) == []
   assert workdir.differences(old, record(init_from="/x")) == ['init_from: (absent) -> "/x"']
+  # a block added to the configs later: absent = off, so it counts only once switched on
+  for field in [f for f in list(old) if f == "adversarial"]:
+    del old[field]
+  assert workdir.differences(old, record()) == []
+  assert "adversarial.epsilon: (absent) -> 0.3" in workdir.differences(
+      old, record(**{"adversarial.epsilon": 0.3}))
 
 
 def test_fingerprint_ignores_safe_fields_only():

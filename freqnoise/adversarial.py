@@ -1,0 +1,173 @@
+"""Adversarial examples in a run: PGD adversarial training (`config.adversarial`) and crafting a
+stored set of adversarial examples from a trained model (the black-box transfer protocol).
+
+    config.adversarial.epsilon = 0.3     # Madry et al.'s MNIST training: PGD-40, step 0.01
+    config.adversarial.steps = 40        # (ε and step in units of the pixel range, see below)
+
+Attacks act on what `Experiment.predict` receives: raw pixels, before the DCT / normalisation
+inside it. ε and the step size are given as fractions of the pixel range, as papers state them
+(MNIST ε = 0.3, CIFAR-10 ε = 8/255), and scaled by `pixel_scale` (255 for this repository's uint8
+images; 1 for inputs already in [0, 1]); the valid range is [0, pixel_scale].
+
+Training: at every step the first `round(fraction · batch)` rows of the batch are replaced by
+adversarial examples of the current model (evaluation mode: no dropout, running batch statistics,
+the step's training noise, EOT over `eot_draws` noise draws), crafted with the step's own
+'attack' key; the loss is the usual one on the mixed batch (Madry et al. 2018 use fraction 1).
+The step costs about `steps + 1` forward/backward passes, which the progress line's steps/s
+shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from freqnoise import rng
+from freqnoise.robust.attacks import AttackConfig, attack
+
+# Every field of `config.adversarial` (configs/common.py holds them with these values): one place.
+DEFAULTS = {
+    "epsilon": 0.0,        # radius of the threat ball, fraction of the pixel range (0 = off)
+    "method": "pgd",       # pgd | fgsm
+    "norm": "linf",        # linf | l2
+    "step_size": 0.01,     # PGD step, fraction of the pixel range
+    "steps": 40,           # PGD steps
+    "random_start": True,  # PGD starts at a uniform point of the ball (Madry et al.)
+    "eot_draws": 1,        # noise draws averaged per gradient (noisy models; 1 = one draw)
+    "fraction": 1.0,       # fraction of each training batch replaced by adversarial examples
+    "pixel_scale": 255.0,  # the raw value of a full-range pixel (255: uint8 images; 1: [0, 1])
+}
+ATTACK_FIELDS = ("epsilon", "method", "norm", "step_size", "steps", "random_start", "eot_draws",
+                 "pixel_scale")
+
+
+def attack_config(block: dict, where: str = "config.adversarial") -> AttackConfig:
+  """The AttackConfig of a block holding ATTACK_FIELDS (ε and step in pixel-range fractions).
+  Errors name the block's field."""
+  scale = block["pixel_scale"]
+  if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+    raise ValueError(f"{where}.pixel_scale must be a positive number, got {scale!r}")
+  eps, step = block["epsilon"], block["step_size"]
+  for name, value in (("epsilon", eps), ("step_size", step)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+      raise ValueError(f"{where}.{name} must be a finite number, got {value!r}")
+  try:
+    return AttackConfig(method=block["method"], norm=block["norm"], epsilon=eps * scale,
+                        step_size=step * scale, steps=block["steps"],
+                        random_start=block["random_start"], eot_draws=block["eot_draws"],
+                        bounds=(0.0, float(scale)))
+  except (TypeError, ValueError) as e:
+    raise type(e)(f"{where}: {e} (epsilon and step_size are fractions of the pixel range, "
+                  f"scaled by pixel_scale={scale})") from None
+
+
+def training_settings(config: ml_collections.ConfigDict) -> dict | None:
+  """`config.adversarial` with its defaults, checked; None when adversarial training is off."""
+  block = config.get("adversarial")
+  if block is None:
+    return None
+  block = dict(block.to_dict() if hasattr(block, "to_dict") else block)
+  unknown = sorted(set(block) - set(DEFAULTS))
+  if unknown:
+    raise ValueError(f"config.adversarial has unknown field(s) {unknown}; known: {sorted(DEFAULTS)}")
+  block = {**DEFAULTS, **block}
+  attack_config(block)  # every attack field checked, also when off
+  fraction = block["fraction"]
+  if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+    raise ValueError(f"config.adversarial.fraction must be in (0, 1], got {fraction!r}")
+  return block if block["epsilon"] > 0 else None
+
+
+def unroll() -> bool | int:
+  """The attack loop's `unroll`: fully unrolled on CPU, where XLA runs convolutions inside a
+  while loop about 2x slower (jax-ml/jax#12868; experiments/benchmarks/bench_attacks.py), at the
+  price of a longer compilation; a plain scan elsewhere."""
+  return True if jax.default_backend() == "cpu" else 1
+
+
+def adversarial_rows(batch_size: int, fraction: float) -> int:
+  """How many rows of a training batch are adversarial (at least one)."""
+  return max(1, min(batch_size, round(fraction * batch_size)))
+
+
+def perturb_batch(experiment, variables: dict, x: jax.Array, labels: jax.Array, noise,
+                  key: jax.Array, settings: dict) -> jax.Array:
+  """`x` (float32) with its first rows replaced by adversarial examples of the evaluation-mode
+  model under `noise` (traced inside the train step; nothing here is differentiated further)."""
+  rows = adversarial_rows(x.shape[0], settings["fraction"])
+  config = attack_config(settings)
+
+  def logits_fn(inputs, k):
+    return experiment.forward(variables, inputs, train=False, noise=noise,
+                              rngs=rng.stream_keys(k))
+
+  x = x.astype(jnp.float32)
+  x_adv = attack(logits_fn, x[:rows], labels[:rows], config, key, unroll=unroll())
+  return jax.lax.stop_gradient(jnp.concatenate([x_adv, x[rows:]]))
+
+
+# ----------------------------------------------------------------------------- stored sets
+def craft(logits_fn_of, variables: Any, images: np.ndarray, labels: np.ndarray,
+          config: AttackConfig, key: jax.Array, batch_size: int,
+          progress: str | None = None) -> np.ndarray:
+  """Adversarial examples [N, ...] float32 of `images` under `config`, in batches (the last one
+  padded by repeating rows, then cut), batch b with key `fold_in(key, b)`, one compilation.
+
+  `logits_fn_of(variables)` builds the attacked `logits_fn` from the traced variables.
+  """
+  n = len(images)
+  if n == 0 or len(labels) != n:
+    raise ValueError(f"need labels [N] matching images [N, ...], got {np.shape(labels)} and "
+                     f"{np.shape(images)}")
+
+  @jax.jit
+  def one(variables, x, y, k):
+    return attack(logits_fn_of(variables), x, y, config, k, unroll=unroll())
+
+  out = np.empty(images.shape, np.float32)
+  batches = math.ceil(n / batch_size)
+  for b in range(batches):
+    idx = np.arange(b * batch_size, (b + 1) * batch_size) % n
+    x_adv = one(variables, jnp.asarray(images[idx]), jnp.asarray(labels[idx]),
+                jax.random.fold_in(key, b))
+    real = min(batch_size, n - b * batch_size)
+    out[b * batch_size: b * batch_size + real] = np.asarray(x_adv)[:real]
+    if progress and (b + 1 == batches or (b + 1) % max(1, batches // 5) == 0):
+      print(f"  {progress}: batch {b + 1}/{batches}", flush=True)
+  return out
+
+
+def save_set(path: str, x_adv: np.ndarray, labels: np.ndarray, indices: np.ndarray,
+             provenance: dict) -> None:
+  """Writes a crafted set (`path`: npz with x_adv, label, index) and `path + '.json'` (its
+  provenance), each atomically, from process 0."""
+  from freqnoise.workdir import write_atomically
+  if jax.process_index() != 0:
+    return
+  write_atomically(path, lambda f: np.savez(f, x_adv=x_adv, label=labels, index=indices))
+  write_atomically(path + ".json", json.dumps(provenance, indent=2, default=str))
+
+
+def load_set(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+  """(x_adv, labels, indices into the split, provenance) of a set written by `save_set`."""
+  path = os.path.expanduser(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"adversarial set {path} not found: craft it first with an evaluator "
+                            "of type 'craft' on the substitute run")
+  with np.load(path) as z:
+    missing = {"x_adv", "label", "index"} - set(z.files)
+    if missing:
+      raise ValueError(f"{path} is not an adversarial set: it lacks {sorted(missing)}")
+    x_adv, labels, indices = z["x_adv"], z["label"], z["index"]
+  provenance = {}
+  if os.path.isfile(path + ".json"):
+    with open(path + ".json") as f:
+      provenance = json.load(f)
+  return x_adv, labels, indices, provenance
