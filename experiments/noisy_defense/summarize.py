@@ -1,0 +1,96 @@
+"""Collects a noisy-defense run pair (experiments/noisy_defense/run.sh) into one result file and a
+figure: the target's accuracy on each stored black-box set and under EOT white-box PGD, per
+inference SNR (mean over noise draws with a 95% interval, and voting), beside the same clean
+examples, the substitute's own numbers and the run lengths.
+
+    python experiments/noisy_defense/summarize.py /tmp/defense/mnist [--name mnist]
+
+Writes experiments/noisy_defense/results/<name>.json and <name>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from freqnoise.metrics import strict_json  # noqa: E402
+from freqnoise.plots import plot_accuracy_vs_snr  # noqa: E402
+from freqnoise.robust import result_from_json  # noqa: E402
+from freqnoise.workdir import write_atomically  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load(path: str):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _run_summary(workdir: str) -> dict:
+  config, final = _load(os.path.join(workdir, "config.json")), _load(
+      os.path.join(workdir, "final_metrics.json"))
+  return {"workdir": workdir, "seed": config["seed"], "model": config["model"],
+          "data": config["data"]["source"], "epochs": config["num_epochs"], "steps": final["steps"],
+          "batch_size": config["data"]["batch_size"], "train_seconds": final["train_seconds"],
+          "test_accuracy": final["test_accuracy"], "adversarial_training": config["adversarial"]}
+
+
+def gain(result) -> dict:
+  """The best finite SNR's accuracy minus the noiseless row's: single pass (mean over draws, with
+  the half-width of its 95% interval) and the vote over all draws."""
+  snrs = result.snrs_db
+  inf = int(np.flatnonzero(np.isinf(snrs))[0])
+  finite = np.flatnonzero(np.isfinite(snrs))
+  best = int(finite[np.argmax(result.mean_prob[finite, -1])])
+  return {"best_snr_db": float(snrs[best]), "noiseless_vote": float(result.mean_prob[inf, -1]),
+          "best_vote": float(result.mean_prob[best, -1]),
+          "vote_gain": float(result.mean_prob[best, -1] - result.mean_prob[inf, -1]),
+          "single_pass_gain": float(result.mean[best] - result.mean[inf]),
+          "single_pass_ci95": float(result.mean_ci95[best])}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("runs", help="the RUNS_DIR/<task> folder holding substitute/ and target/")
+  parser.add_argument("--name", default=None, help="result name (default: the folder's name)")
+  args = parser.parse_args()
+  name = args.name or os.path.basename(os.path.normpath(args.runs))
+  target, substitute = (os.path.join(args.runs, r) for r in ("target", "substitute"))
+  out = {"target": _run_summary(target), "substitute": _run_summary(substitute), "evals": {}}
+  curves = {}
+  for file in sorted(os.listdir(target)):
+    if not (file.startswith(("blackbox", "whitebox")) and file.endswith(".json")):
+      continue
+    saved = _load(os.path.join(target, file))
+    label = file[:-5]
+    adversarial, clean = (result_from_json(saved[k]) for k in ("adversarial", "clean"))
+    out["evals"][label] = {"set": saved["set"], "noise": saved["noise"],
+                           "adversarial": saved["adversarial"], "clean": saved["clean"],
+                           "gain": gain(adversarial) if np.isinf(adversarial.snrs_db).any()
+                           and np.isfinite(adversarial.snrs_db).any() else None}
+    curves[f"{label}: adversarial"] = adversarial
+    if label.startswith("blackbox_pgd"):
+      curves[f"{label}: clean"] = clean
+  os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+  path = os.path.join(HERE, "results", f"{name}.json")
+  write_atomically(path, strict_json(out, indent=1))
+  plot_accuracy_vs_snr(curves, os.path.join(HERE, "results", f"{name}.png"),
+                       title=f"{name}: adversarially trained target vs inference SNR")
+  print(f"wrote {path} and {name}.png")
+  for label, e in out["evals"].items():
+    g = e["gain"]
+    if g:
+      print(f"{label}: noiseless vote {100 * g['noiseless_vote']:.2f}%, best {g['best_snr_db']:g} dB "
+            f"vote {100 * g['best_vote']:.2f}% (gain {100 * g['vote_gain']:+.2f}; single pass "
+            f"{100 * g['single_pass_gain']:+.2f} ± {100 * g['single_pass_ci95']:.2f})")
+
+
+if __name__ == "__main__":
+  main()
