@@ -85,11 +85,13 @@ def training_settings(config: ml_collections.ConfigDict) -> dict | None:
   return block if block["epsilon"] > 0 else None
 
 
-def unroll() -> bool | int:
-  """The attack loop's `unroll`: fully unrolled on CPU, where XLA runs convolutions inside a
-  while loop about 2x slower (jax-ml/jax#12868; experiments/benchmarks/bench_attacks.py), at the
-  price of a longer compilation; a plain scan elsewhere."""
-  return True if jax.default_backend() == "cpu" else 1
+def unroll(config: AttackConfig) -> bool | int:
+  """The attack loop's `unroll`: on CPU, where XLA runs convolutions inside a while loop about 2x
+  slower (jax-ml/jax#12868; experiments/benchmarks/bench_attacks.py), short attacks (steps x EOT
+  draws <= 16) are unrolled; longer ones stay a loop, whose memory does not grow with the steps
+  (PGD-40 with 4 EOT draws on 500 MNIST images unrolled asked for 43 GB)."""
+  short = config.num_steps * config.eot_draws <= 16
+  return True if jax.default_backend() == "cpu" and short else 1
 
 
 def adversarial_rows(batch_size: int, fraction: float) -> int:
@@ -109,7 +111,7 @@ def perturb_batch(experiment, variables: dict, x: jax.Array, labels: jax.Array, 
                               rngs=rng.stream_keys(k))
 
   x = x.astype(jnp.float32)
-  x_adv = attack(logits_fn, x[:rows], labels[:rows], config, key, unroll=unroll())
+  x_adv = attack(logits_fn, x[:rows], labels[:rows], config, key, unroll=unroll(config))
   return jax.lax.stop_gradient(jnp.concatenate([x_adv, x[rows:]]))
 
 
@@ -129,7 +131,7 @@ def craft(logits_fn_of, variables: Any, images: np.ndarray, labels: np.ndarray,
 
   @jax.jit
   def one(variables, x, y, k):
-    return attack(logits_fn_of(variables), x, y, config, k, unroll=unroll())
+    return attack(logits_fn_of(variables), x, y, config, k, unroll=unroll(config))
 
   out = np.empty(images.shape, np.float32)
   batches = math.ceil(n / batch_size)
