@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -238,17 +238,29 @@ def fake_quant(x: jax.Array, config: QuantConfig, grid: Grid | None = None, *,
                 noise)
 
 
-def stateless_quantizer(config: QuantConfig, key: jax.Array | None = None
-                        ) -> Callable[[jax.Array], jax.Array]:
-  """`fake_quant` with a 'fixed' or 'dynamic' config as a plain function: the `Quantizer` slot
-  of `analog_product` (DAC/ADC) or a weight quantizer. A stochastic one uses `key` at every call
-  (the same draws); the `Quantizer` module takes a fresh key from the 'noise' stream instead."""
+@dataclasses.dataclass(frozen=True)
+class StatelessQuantizer:
+  """`q(x)`, `q(x, grid=g)` and `q.grid(x)` of a 'fixed' or 'dynamic' config, as `Quantizer` has."""
+  config: QuantConfig
+  key: jax.Array | None = None
+
+  def grid(self, x: jax.Array) -> Grid:
+    return stateless_grid(x, self.config)
+
+  def __call__(self, x: jax.Array, *, grid: Grid | None = None) -> jax.Array:
+    return fake_quant(x, self.config, grid, key=self.key)
+
+
+def stateless_quantizer(config: QuantConfig, key: jax.Array | None = None) -> StatelessQuantizer:
+  """A 'fixed' or 'dynamic' config as a plain function: a slot of `analog_product` (DAC, weights,
+  ADC). A stochastic one uses `key` at every call (the same draws); the `Quantizer` module takes
+  a fresh key from the 'noise' stream instead."""
   if config.mode not in ("fixed", "dynamic"):
     raise _stateful(config)
   if config.stochastic and key is None:
     raise ValueError("stochastic rounding (QuantConfig.stochastic=True) needs a key: "
                      "stateless_quantizer(config, key=...)")
-  return functools.partial(fake_quant, config=config, key=key)
+  return StatelessQuantizer(config, key)
 
 
 def _codes(u, kmin, kmax, noise, binary):

@@ -18,12 +18,13 @@ import jax.numpy as jnp
 
 from freqnoise.analog.product import module_rng
 from freqnoise.analog.quant import (COLLECTION, Grid, QuantConfig, channel_axis, data_range,
-                                    fake_quant, grid_from_range)
+                                    fake_quant, grid_from_range, stateless_grid)
 
 
 class Quantizer(nn.Module):
   """Fake-quantizes x per `config` (same shape and dtype): a DAC/ADC slot of the analog layers, or
-  a weight quantizer.
+  a weight quantizer. `q(x)` = `q(x, grid=q.grid(x))`: `grid` alone gives the step and zero point
+  it uses (what `analog_product` measures ADC noise in); a call with a given grid updates nothing.
 
   Variables:
     'quant_ranges' (mode 'tracked'): 'absmax' (signed) or 'min' and 'max' (unsigned), shape () or
@@ -42,16 +43,29 @@ class Quantizer(nn.Module):
   config: QuantConfig
   train: bool | None = None
 
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool | None = None, *, grid: Grid | None = None
+               ) -> jax.Array:
+    """x fake-quantized on `grid` (default: this quantizer's own, `self.grid(x, train)`)."""
     cfg = self.config
+    if grid is None:
+      grid = self.grid(x, train)
     key = module_rng(self)("noise") if cfg.stochastic else None
-    if cfg.mode == "tracked":
-      grid = self._tracked_grid(x, nn.merge_param("train", self.train, train))
+    if cfg.mode != "learned":
       return fake_quant(x, cfg, grid, key=key)
+    shared = x.size // max(1, math.prod(jnp.shape(grid.step)))  # N: the elements sharing a step
+    return fake_quant(x, cfg, grid, key=key, grad=cfg.learned,
+                      grad_scale=1 / math.sqrt(shared * cfg.qmax) if cfg.learned == "lsq" else 1.0)
+
+  @nn.compact
+  def grid(self, x: jax.Array, train: bool | None = None) -> Grid:
+    """The grid this quantizer uses for x (step and zero point, () or [C]); a 'tracked' range is
+    updated here (once per call). The ADC noise of `analog_product` is in units of its step."""
+    cfg = self.config
+    if cfg.mode == "tracked":
+      return self._tracked_grid(x, nn.merge_param("train", self.train, train))
     if cfg.mode == "learned":
-      return self._learned(x, key)
-    return fake_quant(x, cfg, key=key)
+      return self._learned_grid(x)
+    return stateless_grid(x, cfg)
 
   def _tracked_grid(self, x: jax.Array, train: bool) -> Grid:
     cfg = self.config
@@ -67,14 +81,14 @@ class Quantizer(nn.Module):
     now = {n: jnp.where(count.value > 0, r.value, batch[n]) for n, r in ranges.items()}
     return _grid(cfg, now)
 
-  def _learned(self, x: jax.Array, key: jax.Array | None) -> jax.Array:
+  def _learned_grid(self, x: jax.Array) -> Grid:
     cfg = self.config
     axis = channel_axis(cfg, x.ndim)
     shape = () if axis is None else (x.shape[axis],)
     zero = jnp.zeros(shape, jnp.float32)
     if cfg.learned == "pact":
       alpha = self.param("alpha", nn.initializers.constant(cfg.bound), shape, jnp.float32)
-      return fake_quant(x, cfg, Grid(alpha / cfg.qmax, zero), key=key, grad="pact")
+      return Grid(alpha / cfg.qmax, zero)
 
     def init_step(_, shape):
       if cfg.bound is not None:
@@ -84,10 +98,7 @@ class Quantizer(nn.Module):
       step = 2 * jnp.mean(jnp.abs(x.astype(jnp.float32)), axis=axes) / math.sqrt(cfg.qmax)
       return jnp.where(step > 0, step, 1.0)
 
-    step = self.param("step", init_step, shape)
-    shared = x.size // max(1, math.prod(shape))  # N: the elements that share one step
-    return fake_quant(x, cfg, Grid(step, zero), key=key, grad="lsq",
-                      grad_scale=1 / math.sqrt(shared * cfg.qmax))
+    return Grid(self.param("step", init_step, shape), zero)
 
 
 def _grid(cfg: QuantConfig, ranges: Mapping[str, jax.Array]) -> Grid:

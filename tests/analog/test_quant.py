@@ -319,6 +319,23 @@ def test_stateless_quantizer_as_the_dac_of_an_analog_layer():
   np.testing.assert_array_equal(layer.apply(v, x), nn.Dense(3).apply(v, fake_quant(x, cfg)))
 
 
+def test_grid_is_the_one_the_quantizer_uses_and_a_given_grid_updates_nothing():
+  """`grid(x)` (what the ADC noise of analog_product is measured in) updates a tracked range once;
+  a call with a given grid quantizes on it and updates nothing."""
+  cfg = QuantConfig(bits=4, mode="tracked")
+  q = Quantizer(cfg, train=True)
+  x = _normal(0, (6, 5))
+  v = q.init(jax.random.key(0), x)
+  grid, upd = q.apply(v, x, method=Quantizer.grid, mutable=[COLLECTION])
+  assert int(upd[COLLECTION]["count"]) == 1
+  assert float(grid.step) == pytest.approx(float(jnp.max(jnp.abs(x))) / 7, rel=1e-6)
+  y, upd = q.apply(v, 2 * x, grid=grid, mutable=[COLLECTION])
+  assert int(upd[COLLECTION]["count"]) == 0
+  np.testing.assert_array_equal(y, fake_quant(2 * x, cfg, grid))
+  s = stateless_quantizer(QuantConfig(bits=4, mode="dynamic"))
+  np.testing.assert_array_equal(s(2 * x, grid=s.grid(x)), fake_quant(2 * x, cfg, grid))
+
+
 def test_tracked_quantizer_module_as_the_dac_of_an_analog_layer():
   cfg = QuantConfig(bits=4, mode="tracked")
   layer = NoisyDense(3, input_quantizer=Quantizer(cfg, train=True))
