@@ -1,9 +1,16 @@
 """The one analog matrix-vector product (DESIGN.md, "Analog matrix-vector product"):
 
-    y = ADC( DAC(x) · W̃ + n ),   W̃ = W + weight noise,   n ~ N(0, P / 10^(SNR_dB / 10))
+    y = ADC( DAC(x) · W̃ + n + e ),   W̃ = Q_w(W) + weight noise,   n ~ N(0, P / 10^(SNR_dB / 10))
 
-(the layer adds the bias after it). `NoisyDense`, `NoisyConv`, every recurrent gate and tied weights
-call `analog_product`; nothing else applies DAC, weight noise, output noise or ADC.
+(the layer adds the bias after it), in this order: DAC on the input, weight quantizer Q_w, weight
+noise, the product, output (SNR) noise n, ADC noise e ~ N(0, (σ_lsb·Δ)²) in units of the ADC's step
+Δ, drawn before the ADC (as above) or after it (y = ADC(·) + e), then the ADC. `NoisyDense`,
+`NoisyConv`, every recurrent gate and tied weights call `analog_product`; nothing else applies
+DAC, Q_w, weight noise, output noise, ADC noise or ADC.
+
+aihwkit's noise management (`scale_axes`): x is divided by α = max|x| over those axes (each input
+vector) before the DAC and the output multiplied by α after the ADC, so DAC and ADC ranges are in
+normalised units (REFERENCES.md, "Quantization").
 
 `groups` products can sit side by side in one fused kernel (the gates of a recurrent cell):
 kernel [..., G·H], block k = product k. Per-example power P is then the mean square over each
@@ -13,21 +20,31 @@ Keys come from `rng(stream)`, a `make_rng`-like callable:
 * weight noise: stream 'program' for programming noise (one realisation of W̃ per model instance:
   the caller keeps that stream's key fixed over batches and time steps), 'noise' for read noise
   (fresh at every product call) — `NoiseConfig.weight_draw`;
-* output noise: stream 'noise' (fresh at every call).
+* output noise and ADC noise: stream 'noise' (fresh at every call).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from freqnoise.analog.noise import NoiseConfig, add_noise, output_noise_variance, perturb_weights
+from freqnoise.analog.noise import (NoiseConfig, add_noise, output_noise_variance, perturb_weights,
+                                    standard_normal)
+from freqnoise.analog.quant import to_channels
 
-Quantizer = Callable[[jax.Array], jax.Array] | None
+Quantizer = Callable[..., jax.Array] | None
 RngFn = Callable[[str], jax.Array]
+ADC_NOISE_POSITIONS = ("before", "after")
+
+
+class AdcNoise(NamedTuple):
+  """Gaussian ADC noise: std `lsb` in units of the ADC's step, added `position` 'before' or
+  'after' the ADC quantizer."""
+  lsb: float
+  position: str = "before"
 
 
 def is_noisy(noise: NoiseConfig | None) -> bool:
@@ -65,26 +82,49 @@ def noisy_weights(rng: RngFn, w: jax.Array, noise: NoiseConfig, groups: int = 1)
 
 def analog_product(op: Callable[..., jax.Array], x: jax.Array, w: jax.Array,
                    noise: NoiseConfig | None, rng: RngFn | None, *, groups: int = 1,
-                   dac: Quantizer = None, adc: Quantizer = None, defer_output_noise: bool = False,
-                   op_args: tuple = (), op_kwargs: dict | None = None):
-  """ADC(DAC(x) · W̃ + n) with `op(DAC(x), W̃, *op_args, **op_kwargs)` the noiseless product.
+                   dac: Quantizer = None, weight_quantizer: Quantizer = None, adc: Quantizer = None,
+                   adc_noise: AdcNoise | None = None, scale_axes: tuple[int, ...] | None = None,
+                   defer_output_noise: bool = False, op_args: tuple = (),
+                   op_kwargs: dict | None = None):
+  """ADC(DAC(x) · W̃ + n + e) with `op(DAC(x), W̃, *op_args, **op_kwargs)` the noiseless product.
 
   Args:
     op: the product, e.g. `lax.dot_general`, `lax.conv_general_dilated` or `jnp.dot`; its output
       has the units on the last axis ([..., G·H]).
     x, w: its two operands (w's last axis is the output units).
     noise: NoiseConfig or None; None or a statically-off config is exactly noiseless.
-    rng: `rng(stream) -> key` (e.g. a module's `make_rng`); may be None when noiseless.
+    rng: `rng(stream) -> key` (e.g. a module's `make_rng`); may be None when nothing is random.
     groups: G side-by-side products in the fused kernel.
-    dac, adc: optional quantizers (identity when None).
+    dac, weight_quantizer, adc: optional quantizers (identity when None). The weight quantizer
+      sees the whole kernel (a fused gate kernel is one array: one range, or one per column).
+    adc_noise: Gaussian noise in LSB units of `adc`, which must then have a `grid(y)` method
+      (`Quantizer`, `stateless_quantizer`); its step is taken under stop_gradient.
+    scale_axes: aihwkit's noise management: the axes of x over which α = max|x| is taken (each
+      input vector: (-1,) for a dense product); None = off.
     defer_output_noise: return `(y, variance)` without output noise (or ADC), so a caller that
       only sums several products can add one draw of the summed variance (same distribution).
   """
   noisy = is_noisy(noise)
-  if noisy and rng is None:
+  adc_noisy = adc_noise is not None and adc_noise.lsb != 0
+  if (noisy or adc_noisy) and rng is None:
     raise ValueError("a noisy analog product needs keys (rng) from the 'noise'/'program' streams")
+  if adc_noisy and isinstance(adc_noise.lsb, (int, float)) and not adc_noise.lsb >= 0:
+    raise ValueError(f"ADC noise must be >= 0 LSB (a standard deviation), got {adc_noise.lsb!r}")
+  if adc_noisy and not hasattr(adc, "grid"):
+    raise ValueError("ADC noise is in units of the ADC's step: it needs an ADC quantizer with a "
+                     f"grid (a Quantizer or stateless_quantizer), got adc={adc!r}")
+  if defer_output_noise and (adc is not None or adc_noisy or scale_axes is not None):
+    raise ValueError("output noise can only be deferred for a product without an ADC, ADC noise "
+                     "or input scaling")
+  alpha = None
+  if scale_axes is not None:
+    alpha = jnp.max(jnp.abs(jax.lax.stop_gradient(x)), axis=scale_axes, keepdims=True)
+    alpha = jnp.where(alpha > 0, alpha, jnp.ones_like(alpha))
+    x = x / alpha
   if dac is not None:
     x = dac(x)
+  if weight_quantizer is not None:
+    w = weight_quantizer(w)
   if noisy:
     w = noisy_weights(rng, w, noise, groups)
   y = op(x, w, *op_args, **(op_kwargs or {}))
@@ -92,11 +132,25 @@ def analog_product(op: Callable[..., jax.Array], x: jax.Array, w: jax.Array,
   output_noise = noisy and noise.kind == "output" and not (
       isinstance(noise.snr_db, (int, float)) and noise.snr_db == math.inf)
   if defer_output_noise:
-    if adc is not None:
-      raise ValueError("output noise can only be deferred for a product without an ADC")
     return y, (output_noise_variance(y, noise, groups) if output_noise else None)
   if output_noise:
     y = add_noise(rng("noise"), y, output_noise_variance(y, noise, groups), noise)
-  if adc is not None:
+  if adc_noisy:
+    y = _noisy_adc(adc, y, adc_noise, rng("noise"))
+  elif adc is not None:
     y = adc(y)
+  if alpha is not None:  # [..., 1] (dense, per vector) or [N, 1, 1, 1] (conv, per example)
+    y = y * alpha
   return y
+
+
+def _noisy_adc(adc, y: jax.Array, adc_noise: AdcNoise, key: jax.Array) -> jax.Array:
+  """ADC(y + e) ('before') or ADC(y) + e ('after'), e = σ_lsb·Δ·ε on the grid of the noiseless y."""
+  if adc_noise.position not in ADC_NOISE_POSITIONS:
+    raise ValueError(f"ADC noise position must be one of {ADC_NOISE_POSITIONS}, got "
+                     f"{adc_noise.position!r}")
+  grid = adc.grid(y)
+  step = jax.lax.stop_gradient(to_channels(grid.step, adc.config, y.ndim)).astype(y.dtype)
+  e = (adc_noise.lsb * step * standard_normal(key, y.shape)).astype(y.dtype)
+  return adc(y + e, grid=grid) if adc_noise.position == "before" else adc(y, grid=grid) + e
+
