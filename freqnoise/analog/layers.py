@@ -1,17 +1,19 @@
 """Analog layers: `nn.Dense` / `nn.Conv` whose matrix product is an analog product.
 
-    y = ADC( DAC(x) · W̃ + n ) + b          (DESIGN.md, "Analog matrix-vector product")
+    y = ADC( DAC(x) · W̃ + n ) + b,   W̃ = Q_w(W) + weight noise   (DESIGN.md)
 
 `NoisyDense` and `NoisyConv` *are* `nn.Dense` / `nn.Conv` (subclasses, same `kernel`/`bias`
-params, same code path). When noise is on they hand Flax's `dot_general_cls` /
+params, same code path). When noise or a converter is on they hand Flax's `dot_general_cls` /
 `conv_general_dilated_cls` hook an `AnalogProduct`, which calls the one `analog_product` (DAC,
-weight noise, the product, output noise, ADC); Flax then adds the bias after it, as the definition
-requires. With
-`noise=None`, a statically-off config and no quantizers, nothing is swapped in, so outputs are
-bitwise those of the plain layers. Keys come only from the `noise` and `program` RNG streams (see `freqnoise.analog.product`).
+Q_w, weight noise, the product, output noise, ADC noise, ADC); Flax then adds the bias after it,
+as the definition requires. With `noise=None`, a statically-off config and no converters, nothing
+is swapped in, so outputs are bitwise those of the plain layers. Keys come only from the `noise`
+and `program` RNG streams (see `freqnoise.analog.product`).
 
-Quantizer hook: `input_quantizer` (DAC) and `output_quantizer` (ADC) take any callable or Linen
-module mapping an array to an array of the same shape; None is the identity.
+Converters: `quant` (a `ProductQuant`, what models thread from `config.quant`) builds the layer's
+own `Quantizer` submodules under `<layer>/analog/{dac,weight,adc}`. `input_quantizer` (DAC) and
+`output_quantizer` (ADC) take any other callable or Linen module mapping an array to an array of
+the same shape (not together with the same converter of `quant`); None is the identity.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from jax import lax
 
 from freqnoise.analog.noise import NoiseConfig
 from freqnoise.analog.product import analog_product, module_rng
+from freqnoise.analog.product_quant import ProductQuant
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 
 
 class AnalogProduct(nn.Module):
   """Flax's product hook around `op` (lax.dot_general or lax.conv_general_dilated): calls the one
-  `analog_product` with this module's `make_rng`.
+  `analog_product` with this module's `make_rng` and converters.
 
   Called by Flax exactly like `op(lhs, rhs, ...)`; the output has the units on its last axis
   (Dense: [..., features]; Conv: [N, H, W, features]) which is what per-example power averages over.
@@ -41,10 +44,25 @@ class AnalogProduct(nn.Module):
   noise: NoiseConfig | None = None
   input_quantizer: Quantizer = None
   output_quantizer: Quantizer = None
+  quant: ProductQuant | None = None
 
+  @nn.compact
   def __call__(self, lhs: jax.Array, rhs: jax.Array, *args, **kwargs) -> jax.Array:
-    return analog_product(self.op, lhs, rhs, self.noise, module_rng(self), dac=self.input_quantizer,
-                          adc=self.output_quantizer, op_args=args, op_kwargs=kwargs)
+    quant = self.quant or ProductQuant()
+    dac, weight, adc = quant.converters("dac", "weight", "adc")
+    for mine, given, name in ((dac, self.input_quantizer, "input_quantizer"),
+                              (adc, self.output_quantizer, "output_quantizer")):
+      if mine is not None and given is not None:
+        raise ValueError(f"{name} and the same converter of `quant` are both set; give one")
+    # aihwkit's α per input vector: a dense product's last axis, a convolution's whole example.
+    axes = (tuple(range(1, lhs.ndim)) if self.op is lax.conv_general_dilated else (-1,)
+            ) if quant.scale_inputs else None
+    return analog_product(self.op, lhs, rhs, self.noise, module_rng(self),
+                          dac=self.input_quantizer if dac is None else dac,
+                          weight_quantizer=weight,
+                          adc=self.output_quantizer if adc is None else adc,
+                          adc_noise=quant.adc_noise,
+                          scale_axes=axes, op_args=args, op_kwargs=kwargs)
 
 
 def _analog_hook(module, op) -> Any:
@@ -53,12 +71,19 @@ def _analog_hook(module, op) -> Any:
   if noise is not None and not isinstance(noise, NoiseConfig):
     raise TypeError(f"{type(module).__name__}.noise must be a NoiseConfig or None, got "
                     f"{type(noise).__name__} (build it with noise_from_config)")
+  if module.quant is not None and not isinstance(module.quant, ProductQuant):
+    raise TypeError(f"{type(module).__name__}.quant must be a ProductQuant or None, got "
+                    f"{type(module.quant).__name__} (build it with quant_from_config)")
   noise_off = noise is None or noise.statically_off
-  if noise_off and module.input_quantizer is None and module.output_quantizer is None:
+  if (noise_off and module.quant is None and module.input_quantizer is None
+      and module.output_quantizer is None):
     return None
+  # Named only with converters (their variables live under it); without, Flax's automatic name
+  # keeps the noise draws of earlier runs (keys fold in the module path).
+  name = {"name": "analog"} if module.quant is not None else {}
   return functools.partial(AnalogProduct, op=op, noise=None if noise_off else noise,
                            input_quantizer=module.input_quantizer,
-                           output_quantizer=module.output_quantizer)
+                           output_quantizer=module.output_quantizer, quant=module.quant, **name)
 
 
 class NoisyDense(nn.Dense):
@@ -66,11 +91,13 @@ class NoisyDense(nn.Dense):
 
   Attributes (besides nn.Dense's features, use_bias, kernel_init, bias_init, ...):
     noise: NoiseConfig or None (None = plain nn.Dense, bitwise).
-    input_quantizer / output_quantizer: optional DAC / ADC, identity when None.
+    quant: ProductQuant or None: DAC, Q_w, ADC and ADC noise (see the module docstring).
+    input_quantizer / output_quantizer: optional DAC / ADC callables, identity when None.
   Input [..., in_features] -> output [..., features].
   """
 
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
   input_quantizer: Quantizer = None
   output_quantizer: Quantizer = None
 
@@ -86,11 +113,13 @@ class NoisyConv(nn.Conv):
   Attributes (besides nn.Conv's features, kernel_size, strides, padding, use_bias,
   feature_group_count, kernel_init, bias_init, ...):
     noise: NoiseConfig or None (None = plain nn.Conv, bitwise).
-    input_quantizer / output_quantizer: optional DAC / ADC, identity when None.
+    quant: ProductQuant or None: DAC, Q_w, ADC and ADC noise (see the module docstring).
+    input_quantizer / output_quantizer: optional DAC / ADC callables, identity when None.
   Input NHWC [N, H, W, C] -> output [N, H', W', features].
   """
 
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
   input_quantizer: Quantizer = None
   output_quantizer: Quantizer = None
 

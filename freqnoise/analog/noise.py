@@ -158,16 +158,24 @@ def noise_from_config(cfg: ml_collections.ConfigDict | dict | None, *,
   return None if noise.statically_off and not keep_off else noise
 
 
+def in_layer_set(layers: str, index: int, count: int) -> bool:
+  """Whether product `index` (0-based) of a model with `count` products is in the set `layers`
+  ('all', 'all_but_first', 'all_but_last', 'all_but_first_last'): noise and quantizers alike."""
+  if not 0 <= index < count:
+    raise ValueError(f"layer index {index} is outside 0..{count - 1}")
+  _check_choice("layers", layers, LAYER_SETS)
+  first, last = index == 0, index == count - 1
+  return not {"all": False, "all_but_first": first, "all_but_last": last,
+              "all_but_first_last": first or last}[layers]
+
+
 def noise_for_layer(noise: NoiseConfig | None, index: int, count: int) -> NoiseConfig | None:
   """The noise of product `index` (0-based) of a model with `count` products, per `noise.layers`."""
   if not 0 <= index < count:
     raise ValueError(f"layer index {index} is outside 0..{count - 1}")
   if noise is None:
     return None
-  first, last = index == 0, index == count - 1
-  excluded = {"all": False, "all_but_first": first, "all_but_last": last,
-              "all_but_first_last": first or last}[noise.layers]
-  return None if excluded else noise
+  return noise if in_layer_set(noise.layers, index, count) else None
 
 
 def sample_training_noise(key: jax.Array, noise: NoiseConfig | None) -> NoiseConfig | None:

@@ -1,19 +1,27 @@
 """Noisy recurrent cells for Deep Noise Injection (DESIGN.md, "Noisy RNN / LSTM").
 
 Every matrix-vector product of every gate, input (x·W_i) and recurrent (h·W_h), is an analog
-product  y = ADC( DAC(x) · W̃ + n ) + b  with the noise functions of `freqnoise.analog.noise`.
+product  y = ADC( DAC(x) · W̃ + n ) + b,  W̃ = Q_w(W) + weight noise, with the noise functions of
+`freqnoise.analog.noise`. With `quant` (a `ProductQuant`) the input and the recurrent product are
+two arrays with their own converters, as the NVM LSTM's patent lays them out (US 11,074,318):
+separate DACs for x_t and h_{t-1} (`dac_input`, `dac_recurrent`), a weight quantizer per kernel
+(`weight_input`, `weight_recurrent`: a fused gate kernel is one array) and an ADC per array
+(`adc_input`, `adc_recurrent`), each a `Quantizer` with its own range.
 The gates of one cell share a fused kernel for speed ([in, G·H]: G gates of H units, gate blocks
 in Flax's order), but each gate's block is its own product: per-example noise power P is the mean
 square over that gate's H units, and additive weight noise scales with that gate's max|W|.
 
 In the RNN and LSTM the two products of a gate are only ever summed, so their independent output
 noises are drawn as one Gaussian with the summed variance (exactly the same distribution, half the
-random numbers); the GRU, and any cell with an ADC quantizer, draws each product's noise separately.
+random numbers); the GRU, and any cell with an ADC or input scaling, draws each product's noise
+separately.
 Each product is the one `freqnoise.analog.product.analog_product`. Output (and read weight) noise
 is drawn at every call of a cell, i.e. at every time step when the cell runs inside `nn.scan` with
 `split_rngs={'noise': True, 'program': False}` (as `RecurrentScan` does): fresh noise per step,
 while programming weight noise is one W̃ for all steps,
-per sequence and per product. With `noise=None` (or a statically-off config) and no quantizers
+per sequence and per product. Tracked converter ranges ('quant_ranges') are carried through the
+steps when that collection is mutable (one EMA update per step) and read-only otherwise. With
+`noise=None` (or a statically-off config) and no quantizers
 the cells compute exactly Flax's `nn.SimpleCell`, `nn.OptimizedLSTMCell` (= `nn.LSTMCell`) and
 `nn.GRUCell` gate math:
 
@@ -38,6 +46,8 @@ import jax.numpy as jnp
 
 from freqnoise.analog.noise import NoiseConfig, add_noise
 from freqnoise.analog.product import analog_product, is_noisy, module_rng
+from freqnoise.analog.product_quant import ProductQuant
+from freqnoise.analog.quant import COLLECTION
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 Initializer = Callable[..., jax.Array]
@@ -53,6 +63,7 @@ class _NoisyCell(nn.Module):
   bias_init: Initializer = nn.initializers.zeros_init()
   input_quantizer: Quantizer = None
   output_quantizer: Quantizer = None
+  quant: ProductQuant | None = None
 
   groups = 1  # gates per cell, overridden
   # True when the cell only uses the sum x·W_i + h·W_h (RNN, LSTM; not GRU, whose reset gate scales
@@ -69,18 +80,34 @@ class _NoisyCell(nn.Module):
                      (x.shape[-1], width), jnp.float32)
     w_h = self.param("recurrent_kernel", _blockwise(self.recurrent_kernel_init, self.groups),
                      (self.features, width), jnp.float32)
-    noise = self.noise
-    rng = module_rng(self) if is_noisy(noise) else None
+    noise, quant = self.noise, self.quant or ProductQuant()
+    for name in ("dac", "adc"):
+      config = getattr(quant, name)
+      if config is not None and config.mode == "learned" and config.bound is None:
+        raise ValueError(f"a learned {name.upper()} range in a recurrent cell needs an initial "
+                         f"bound (config.quant.{name}_bound > 0): LSQ's init from the data "
+                         "cannot run inside the time loop")
+    dacs = quant.converters("dac_input", "dac_recurrent")
+    weights = quant.converters("weight_input", "weight_recurrent")
+    adcs = quant.converters("adc_input", "adc_recurrent")
+    if ((quant.dac is not None and self.input_quantizer is not None)
+        or (quant.adc is not None and self.output_quantizer is not None)):
+      raise ValueError(f"{type(self).__name__}: input_quantizer/output_quantizer and the same "
+                       "converter of `quant` are both set; give one")
+    dacs = tuple(self.input_quantizer if d is None else d for d in dacs)
+    adcs = tuple(self.output_quantizer if a is None else a for a in adcs)
+    rng = module_rng(self) if is_noisy(noise) or quant.adc_noise else None
     merge = (is_noisy(noise) and self.sums_products and noise.kind == "output"
-             and self.output_quantizer is None)
+             and adcs[0] is None and not quant.scale_inputs)
     # (with a static +inf SNR the deferred variances are None: weight noise only)
-    # Separate DACs for x_t and h_{t-1} (the NVM LSTM's layout): each product quantizes its own input.
     product = functools.partial(analog_product, jnp.dot, noise=noise, rng=rng, groups=self.groups,
-                                dac=self.input_quantizer)
+                                scale_axes=(-1,) if quant.scale_inputs else None)
+    args = [dict(dac=d, weight_quantizer=q) for d, q in zip(dacs, weights)]
     if not merge:
-      return (product(x, w_i, adc=self.output_quantizer), product(h, w_h, adc=self.output_quantizer))
-    y_i, var_i = product(x, w_i, defer_output_noise=True)
-    y_h, var_h = product(h, w_h, defer_output_noise=True)
+      return tuple(product(v, w, adc=a, adc_noise=quant.adc_noise, **kw)
+                   for v, w, a, kw in zip((x, h), (w_i, w_h), adcs, args))
+    y_i, var_i = product(x, w_i, defer_output_noise=True, **args[0])
+    y_h, var_h = product(h, w_h, defer_output_noise=True, **args[1])
     if var_i is not None:
       y_h = add_noise(self.make_rng("noise"), y_h, var_i + var_h, noise)
     return y_i, y_h
@@ -166,6 +193,7 @@ class RecurrentScan(nn.Module):
     cell: 'rnn', 'lstm' or 'gru'.
     features: hidden units H.
     noise: NoiseConfig or None, used by every product at every step.
+    quant: ProductQuant or None, the converters of the cell's two arrays.
   Call: x [B, T, F] (and optionally an initial carry) -> (final carry, outputs h [B, T, H]).
   """
 
@@ -174,6 +202,7 @@ class RecurrentScan(nn.Module):
   noise: NoiseConfig | None = None
   input_quantizer: Quantizer = None
   output_quantizer: Quantizer = None
+  quant: ProductQuant | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, carry: Any = None):
@@ -181,11 +210,16 @@ class RecurrentScan(nn.Module):
       raise ValueError(f"unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
     if x.ndim != 3:
       raise ValueError(f"RecurrentScan expects inputs [batch, time, features], got {x.shape}")
-    scan = nn.scan(CELLS[self.cell], variable_broadcast="params",
+    # Tracked ranges: carried through the steps (updated at each) when mutable; a loop carry
+    # must exist before the loop, so initialisation (and evaluation) broadcasts them instead.
+    carried = self.is_mutable_collection(COLLECTION) and not self.is_initializing()
+    broadcast = "params" if carried else ("params", COLLECTION)
+    scan = nn.scan(CELLS[self.cell], variable_broadcast=broadcast,
+                   variable_carry=COLLECTION if carried else (),
                    split_rngs={"params": False, "noise": True, "program": False},
                    in_axes=1, out_axes=1)
     cell = scan(self.features, noise=self.noise, input_quantizer=self.input_quantizer,
-                output_quantizer=self.output_quantizer, name="cell")
+                output_quantizer=self.output_quantizer, quant=self.quant, name="cell")
     if carry is None:
       carry = CELLS[self.cell](self.features, parent=None).initial_carry(x)
     return cell(carry, x)

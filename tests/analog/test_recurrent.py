@@ -1,5 +1,6 @@
 """Noisy recurrent cells: NumPy reference (noise off), Flax's cells, scan vs loop, noise draws, gradients."""
 
+import functools
 import math
 
 import flax.linen as nn
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 
 from freqnoise.analog.noise import NoiseConfig
-from freqnoise.analog.product import analog_product
+from freqnoise.analog.product import AdcNoise, analog_product
+from freqnoise.analog.product_quant import ProductQuant
+from freqnoise.analog.quant import QuantConfig
 from freqnoise.analog.recurrent import NoisyGRUCell, NoisyLSTMCell, NoisyRNNCell, RecurrentScan
 
 B, T, F, H = 3, 5, 4, 6
@@ -273,3 +276,77 @@ def test_power_gradient_keeps_the_forward_pass_and_lets_the_gradient_see_the_noi
   np.testing.assert_array_equal(np.asarray(out_stop), np.asarray(out_flow))
   diff = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), g_stop, g_flow)
   assert diff["input_kernel"] > 1e-4  # the gradient now sees that the noise grows with x·W
+
+
+# ----------------------------------------------------------------------------- converters
+Q444 = ProductQuant(weight=QuantConfig(4, mode="dynamic"), dac=QuantConfig(4, mode="dynamic"),
+                    adc=QuantConfig(4, mode="dynamic"))
+
+
+def _on_own_grid(values, qmax=7):
+  """Dynamic grid: the largest |value| is code ±qmax, every value a multiple of Δ = max/qmax."""
+  values = np.asarray(values, np.float64)
+  step = np.abs(values).max() / qmax
+  if step == 0:
+    return 0.0
+  codes = values / step
+  np.testing.assert_allclose(codes, np.round(codes), atol=1e-4)
+  return step
+
+
+def test_lstm_444_quantizes_x_t_and_h_prev_with_separate_dacs_each_on_its_own_grid():
+  """The patent's layout: x_t and h_{t-1} have their own DACs (dac_input, dac_recurrent), each
+  kernel its own weight quantizer and each array its own ADC. Here the inputs span ±3·|N(0,1)| and
+  h_{t-1} (−1, 1): different ranges, different grids, at every step."""
+  cell = NoisyLSTMCell(H, quant=Q444)
+  x = 3 * jax.random.normal(jax.random.key(0), (B, T, F))
+  carry = cell.initial_carry(x)
+  variables = jax.jit(cell.init)(jax.random.key(1), carry, x[:, 0])
+  assert set(variables) == {"params"}  # dynamic ranges keep no state
+  step = jax.jit(lambda c, x_t: cell.apply(variables, c, x_t, capture_intermediates=True,
+                                           mutable=["intermediates"]))
+  for t in range(T):
+    h_prev = carry[1]
+    (carry, _), state = step(carry, x[:, t])
+    got = {k: v["__call__"][0] for k, v in state["intermediates"].items() if k != "__call__"}
+    assert sorted(got) == ["adc_input", "adc_recurrent", "dac_input", "dac_recurrent",
+                           "weight_input", "weight_recurrent"]
+    np.testing.assert_allclose(_on_own_grid(got["dac_input"]), np.abs(x[:, t]).max() / 7, rtol=1e-6)
+    np.testing.assert_allclose(_on_own_grid(got["dac_recurrent"]), np.abs(h_prev).max() / 7,
+                               rtol=1e-6)
+    steps = [_on_own_grid(got[k]) for k in ("weight_input", "weight_recurrent", "adc_input",
+                                           "adc_recurrent")]
+    assert len(set(steps)) == 4 or t == 0  # (step 0: h_prev = 0, the recurrent product is 0)
+  # The scan runs the same cell as the loop above. (Not bitwise: a 1-ulp difference of XLA's
+  # fusions inside the scan can move a value across a code boundary, a whole level.)
+  scan = RecurrentScan("lstm", H, quant=Q444)
+  _, ys = jax.jit(scan.apply)({"params": {"cell": variables["params"]}}, x)
+  assert np.mean(np.isclose(ys[:, -1], carry[1], rtol=1e-5, atol=1e-6)) > 0.8
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_tracked_ranges_update_once_per_step_in_training_and_stay_in_evaluation(cell):
+  q = ProductQuant(dac=QuantConfig(4, mode="tracked", momentum=0.5), adc=QuantConfig(
+      4, mode="learned", bound=4.0), adc_noise=AdcNoise(0.5))
+  model = RecurrentScan(cell, H, quant=q)
+  x = jax.random.normal(jax.random.key(0), (B, T, F)) * jnp.arange(1, T + 1)[:, None]
+  rngs = {"params": jax.random.key(1), "noise": jax.random.key(2)}
+  variables = jax.jit(model.init)(rngs, x)
+  assert int(variables["quant_ranges"]["cell"]["dac_input"]["count"]) == 0
+  (_, ys), updates = jax.jit(functools.partial(model.apply, mutable=["quant_ranges"]))(
+      variables, x, rngs=rngs)
+  ranges = updates["quant_ranges"]["cell"]["dac_input"]
+  expected = float(jnp.abs(x[:, 0]).max())
+  for t in range(1, T):  # the first update takes the step's range, then the EMA
+    expected = 0.5 * expected + 0.5 * float(jnp.abs(x[:, t]).max())
+  assert int(ranges["count"]) == T and float(ranges["absmax"]) == pytest.approx(expected, rel=1e-6)
+  trained = {**variables, **updates}
+  _, ys_eval = jax.jit(model.apply)(trained, x, rngs=rngs)  # read-only in evaluation
+  assert not np.allclose(ys_eval, ys) and np.isfinite(ys_eval).all()
+
+
+def test_learned_converter_ranges_in_a_cell_need_an_initial_bound():
+  q = ProductQuant(adc=QuantConfig(4, mode="learned"))
+  with pytest.raises(ValueError, match=r"learned ADC range in a recurrent cell needs an initial "
+                                       r"bound \(config.quant.adc_bound > 0\)"):
+    RecurrentScan("lstm", H, quant=q).init(jax.random.key(0), jnp.ones((B, T, F)))
