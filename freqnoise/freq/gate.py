@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from freqnoise.analog.layers import NoisyDense
 from freqnoise.analog.noise import NoiseConfig
+from freqnoise.analog.product_quant import ProductQuant
 
 
 def gumbel_softmax_straight_through(logits: jax.Array, gumbel: jax.Array, tau) -> jax.Array:
@@ -61,6 +62,7 @@ class FrequencyGate(nn.Module):
     input_noise: NoiseConfig (or None) for the hidden product alone, which reads the (pooled) model
       input; "same" (default) = `noise`. Models pass their "first product" noise here so that
       `noise.layers='all_but_first'` means the products that read the input (DESIGN.md).
+    quant, input_quant: the same for the products' converters (ProductQuant; DAC / Q_w / ADC).
   """
 
   sparsity_weight: float = 0.0
@@ -70,6 +72,8 @@ class FrequencyGate(nn.Module):
   anneal_steps: int = 0
   noise: NoiseConfig | None = None
   input_noise: NoiseConfig | None | str = "same"
+  quant: ProductQuant | None = None
+  input_quant: ProductQuant | None | str = "same"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -88,8 +92,14 @@ class FrequencyGate(nn.Module):
     if isinstance(self.input_noise, str) and self.input_noise != "same":
       raise ValueError(f"FrequencyGate.input_noise must be a NoiseConfig, None or 'same', got "
                        f"{self.input_noise!r}")
-    h = nn.relu(NoisyDense(self.hidden or c, noise=input_noise, name="hidden")(pooled))
-    logits = NoisyDense(2 * c, noise=self.noise, name="logits")(h).reshape(b, c, 2)  # [.., (off, on)]
+    input_quant = self.quant if isinstance(self.input_quant, str) else self.input_quant
+    if isinstance(self.input_quant, str) and self.input_quant != "same":
+      raise ValueError(f"FrequencyGate.input_quant must be a ProductQuant, None or 'same', got "
+                       f"{self.input_quant!r}")
+    h = nn.relu(NoisyDense(self.hidden or c, noise=input_noise, quant=input_quant,
+                           name="hidden")(pooled))
+    logits = NoisyDense(2 * c, noise=self.noise, quant=self.quant,
+                        name="logits")(h).reshape(b, c, 2)  # [.., (off, on)]
     if train:
       tau = annealed_temperature(steps.value, self.tau_start, self.tau_end, self.anneal_steps)
       gumbel = jax.random.gumbel(self.make_rng("gumbel"), logits.shape, logits.dtype)

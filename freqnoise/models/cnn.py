@@ -8,7 +8,8 @@ import flax.linen as nn
 import jax
 
 from freqnoise.analog.layers import NoisyConv, NoisyDense
-from freqnoise.analog.noise import NoiseConfig, noise_for_layer
+from freqnoise.analog.noise import NoiseConfig
+from freqnoise.analog.product_quant import ProductQuant, analog_args
 from freqnoise.models.registry import register
 
 
@@ -36,6 +37,7 @@ class LeNet(nn.Module):
   dropout: float = 0.0
   pool: str = "max"
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None  # DAC / Q_w / ADC of the products (per `quant.layers`)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -44,18 +46,17 @@ class LeNet(nn.Module):
     if self.pool not in POOLS:
       raise ValueError(f"unknown lenet pool {self.pool!r}; expected one of {', '.join(POOLS)}")
     count = len(self.conv_features) + len(self.dense_features) + 1
+    analog = lambda i: analog_args(self.noise, self.quant, i, count)
     layer = 0
     for i, features in enumerate(self.conv_features):
-      x = NoisyConv(features, (self.kernel_size, self.kernel_size),
-                    noise=noise_for_layer(self.noise, layer, count), name=f"conv{i}")(x)
+      x = NoisyConv(features, (self.kernel_size, self.kernel_size), **analog(layer),
+                    name=f"conv{i}")(x)
       x = POOLS[self.pool](nn.relu(x), (2, 2), strides=(2, 2), padding="SAME")
       layer += 1
     x = x.reshape(x.shape[0], -1)
     for i, features in enumerate(self.dense_features):
-      x = nn.relu(NoisyDense(features, noise=noise_for_layer(self.noise, layer, count),
-                             name=f"dense{i}")(x))
+      x = nn.relu(NoisyDense(features, **analog(layer), name=f"dense{i}")(x))
       if self.dropout:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
       layer += 1
-    return NoisyDense(self.num_classes, noise=noise_for_layer(self.noise, layer, count),
-                      name="logits")(x)
+    return NoisyDense(self.num_classes, **analog(layer), name="logits")(x)

@@ -8,7 +8,8 @@ import flax.linen as nn
 import jax
 
 from freqnoise.analog.layers import NoisyDense
-from freqnoise.analog.noise import NoiseConfig, noise_for_layer
+from freqnoise.analog.noise import NoiseConfig
+from freqnoise.analog.product_quant import ProductQuant, analog_args
 from freqnoise.models.registry import register
 
 
@@ -21,6 +22,7 @@ class MLP(nn.Module):
     hidden: widths of the hidden layers.
     dropout: dropout rate on hidden activations (training only).
     noise: analog noise of the products; which ones are analog follows `noise.layers`.
+    quant: DAC / Q_w / ADC of the products; which ones follows `quant.layers`.
   Input [B, ...] (flattened), output logits [B, num_classes].
   """
 
@@ -28,15 +30,16 @@ class MLP(nn.Module):
   hidden: Sequence[int] = (256, 128)
   dropout: float = 0.0
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     x = x.reshape(x.shape[0], -1)
     count = len(self.hidden) + 1
+    analog = lambda i: analog_args(self.noise, self.quant, i, count)
     for i, width in enumerate(self.hidden):
-      x = NoisyDense(width, noise=noise_for_layer(self.noise, i, count), name=f"dense{i}")(x)
+      x = NoisyDense(width, **analog(i), name=f"dense{i}")(x)
       x = nn.relu(x)
       if self.dropout:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return NoisyDense(self.num_classes, noise=noise_for_layer(self.noise, count - 1, count),
-                      name="logits")(x)
+    return NoisyDense(self.num_classes, **analog(count - 1), name="logits")(x)

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from freqnoise.analog.layers import NoisyConv, NoisyDense
-from freqnoise.analog.noise import NoiseConfig, noise_for_layer
+from freqnoise.analog.noise import NoiseConfig
+from freqnoise.analog.product_quant import ProductQuant, analog_args
 from freqnoise.freq.gate import FrequencyGate
 from freqnoise.models.registry import check_stem_input, register
 
@@ -39,6 +40,7 @@ class MobileNetV2(nn.Module):
     dropout: dropout rate before the classifier (0.2 in the paper).
     gate / gate_*: learned channel gate on the input (`FrequencyGate` attributes).
     noise: NoiseConfig for the analog products, None = exact.
+    quant: ProductQuant (DAC / Q_w / ADC) of the analog products, None = float.
   """
 
   num_classes: int
@@ -51,6 +53,7 @@ class MobileNetV2(nn.Module):
   gate_tau_end: float = 1.0
   gate_anneal_steps: int = 0
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -59,43 +62,44 @@ class MobileNetV2(nn.Module):
     blocks = [(t, c, s if i == 0 else 1) for t, c, n, s in INVERTED_RESIDUAL_SETTINGS for i in range(n)]
     # Products: stem conv, 2 or 3 per block (expansion 1 has no expand conv), last 1x1 conv, classifier.
     count = (self.stem == "spatial") + sum(2 if t == 1 else 3 for t, _, _ in blocks) + 2
-    noise = lambda i: noise_for_layer(self.noise, i, count)
+    analog = lambda i: analog_args(self.noise, self.quant, i, count)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5)
     conv = functools.partial(NoisyConv, use_bias=False, kernel_init=_CONV_INIT)
     if self.gate:
       x = FrequencyGate(sparsity_weight=self.gate_sparsity, tau_start=self.gate_tau_start,
-                        tau_end=self.gate_tau_end, anneal_steps=self.gate_anneal_steps, noise=noise(1),
-                        input_noise=noise(0), name="input_gate")(x, train=train)
+                        tau_end=self.gate_tau_end, anneal_steps=self.gate_anneal_steps,
+                        **analog(1), input_noise=analog(0)["noise"], input_quant=analog(0)["quant"],
+                        name="input_gate")(x, train=train)
     index = 0
     if self.stem == "spatial":
-      x = conv(32, (3, 3), strides=1 if self.small_images else 2, noise=noise(0), name="stem_conv")(x)
+      x = conv(32, (3, 3), strides=1 if self.small_images else 2, **analog(0), name="stem_conv")(x)
       x = nn.relu6(norm(name="stem_bn")(x))
       index = 1
     for b, (t, c, s) in enumerate(blocks):
       # Without a stem, block 0's first conv reads the input: "first" (as the stem conv would be).
       first_block = self.stem == "frequency" and b == 0
-      at = lambda k: noise(0 if first_block and k == 0 else index + k)
+      at = lambda k: analog(0 if first_block and k == 0 else index + k)
       y, k = x, 0
       hidden = x.shape[-1] * t
       if t != 1:
-        y = conv(hidden, (1, 1), noise=at(k), name=f"block{b}_expand")(y)
+        y = conv(hidden, (1, 1), **at(k), name=f"block{b}_expand")(y)
         y = nn.relu6(norm(name=f"block{b}_expand_bn")(y))
         k += 1
-      y = conv(hidden, (3, 3), strides=s, feature_group_count=hidden, noise=at(k),
+      y = conv(hidden, (3, 3), strides=s, feature_group_count=hidden, **at(k),
                name=f"block{b}_depthwise")(y)
       y = nn.relu6(norm(name=f"block{b}_depthwise_bn")(y))
-      y = conv(c, (1, 1), noise=at(k + 1), name=f"block{b}_project")(y)
+      y = conv(c, (1, 1), **at(k + 1), name=f"block{b}_project")(y)
       y = norm(name=f"block{b}_project_bn")(y)
       x = x + y if s == 1 and x.shape[-1] == c else y
       index += k + 2
-    x = conv(1280, (1, 1), noise=noise(count - 2), name="last_conv")(x)
+    x = conv(1280, (1, 1), **analog(count - 2), name="last_conv")(x)
     x = nn.relu6(norm(name="last_bn")(x))
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return NoisyDense(self.num_classes, noise=noise(count - 1), name="classifier")(x)
+    return NoisyDense(self.num_classes, **analog(count - 1), name="classifier")(x)
 
 
 @register("mobilenet_v2")
-def mobilenet_v2(*, num_classes: int, noise: NoiseConfig | None = None, **kwargs) -> MobileNetV2:
-  """MobileNetV2, width 1.0; keyword options as `MobileNetV2`'s attributes."""
-  return MobileNetV2(num_classes=num_classes, noise=noise, **kwargs)
+def mobilenet_v2(*, num_classes: int, **kwargs) -> MobileNetV2:
+  """MobileNetV2, width 1.0; keyword options (noise, quant, ...) as `MobileNetV2`'s attributes."""
+  return MobileNetV2(num_classes=num_classes, **kwargs)

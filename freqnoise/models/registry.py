@@ -13,8 +13,9 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
   """Registers a model factory (a function or Module class) under `name`.
 
-  The factory is called as `factory(num_classes=..., noise=..., **fields)` where `fields` are the
-  entries of `config.model` other than `name`.
+  The factory is called as `factory(num_classes=..., noise=..., quant=..., **fields)` where
+  `fields` are the entries of `config.model` other than `name`; `noise` (a NoiseConfig) and `quant`
+  (a ProductQuant: DAC / Q_w / ADC) go to every analog layer, each per its own `layers` choice.
   """
 
   def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -46,8 +47,9 @@ def registered_models() -> list[str]:
 
 
 def build_model(model_config: ml_collections.ConfigDict | dict, *, num_classes: int,
-                noise: Any = None) -> nn.Module:
-  """Builds the model named by `model_config.name` with the remaining fields as keyword arguments."""
+                noise: Any = None, quant: Any = None) -> nn.Module:
+  """Builds the model named by `model_config.name` with the remaining fields as keyword arguments,
+  its analog layers under `noise` and with the converters `quant` (None: float products)."""
   fields = dict(model_config)
   name = fields.pop("name", None)
   if name is None:
@@ -55,6 +57,6 @@ def build_model(model_config: ml_collections.ConfigDict | dict, *, num_classes: 
   if name not in _MODELS:
     raise ValueError(f"unknown model {name!r}; known models: {', '.join(registered_models())}")
   try:
-    return _MODELS[name](num_classes=num_classes, noise=noise, **fields)
+    return _MODELS[name](num_classes=num_classes, noise=noise, quant=quant, **fields)
   except TypeError as e:  # an unexpected field in config.model
     raise ValueError(f"model {name!r} rejected its config fields {sorted(fields)}: {e}") from e

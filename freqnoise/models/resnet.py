@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from freqnoise.analog.layers import NoisyConv, NoisyDense
 from freqnoise.analog.noise import NoiseConfig, noise_for_layer
+from freqnoise.analog.product_quant import ProductQuant, quant_for_layer
 from freqnoise.freq.gate import FrequencyGate
 from freqnoise.models.registry import check_stem_input, register
 
@@ -41,6 +42,7 @@ class _Block(nn.Module):
   bottleneck: bool
   noises: tuple  # one NoiseConfig | None per conv: main convs, then the projection
   train: bool
+  quants: tuple = ()  # one ProductQuant | None per conv, as `noises` (empty: none)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -52,16 +54,19 @@ class _Block(nn.Module):
       shapes = [(self.features, 1, 1), (self.features, 3, self.strides), (out_features, 1, 1)]
     else:
       shapes = [(self.features, 3, self.strides), (out_features, 3, 1)]
+    quants = self.quants or (None,) * len(self.noises)
     y = x
     for i, (features, k, s) in enumerate(shapes):
-      y = conv(features, (k, k), strides=s, noise=self.noises[i], name=f"conv{i + 1}")(y)
+      y = conv(features, (k, k), strides=s, noise=self.noises[i], quant=quants[i],
+               name=f"conv{i + 1}")(y)
       last = i == len(shapes) - 1
       # Zero-init the last BN scale of each block (Goyal et al.): each block starts as the identity.
       y = norm(name=f"bn{i + 1}", scale_init=nn.initializers.zeros if last else nn.initializers.ones)(y)
       if not last:
         y = nn.relu(y)
     if x.shape[-1] != out_features or self.strides != 1:
-      x = conv(out_features, (1, 1), strides=self.strides, noise=self.noises[-1], name="proj_conv")(x)
+      x = conv(out_features, (1, 1), strides=self.strides, noise=self.noises[-1], quant=quants[-1],
+               name="proj_conv")(x)
       x = norm(name="proj_bn")(x)
     return nn.relu(x + y)
 
@@ -79,6 +84,7 @@ class ResNet(nn.Module):
     layer2_stride: 2 (published default) or 1 (keep layer2 at layer1's resolution).
     gate / gate_*: learned channel gate on the input (`FrequencyGate` attributes).
     noise: NoiseConfig for the analog products, None = exact.
+    quant: ProductQuant (DAC / Q_w / ADC) of the analog products, None = float.
   """
 
   num_classes: int
@@ -94,6 +100,7 @@ class ResNet(nn.Module):
   gate_tau_end: float = 1.0
   gate_anneal_steps: int = 0
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
 
   def _num_products(self, in_features: int) -> int:
     count = 1 if self.stem == "spatial" else 0
@@ -120,15 +127,16 @@ class ResNet(nn.Module):
     count = self._num_products(x.shape[-1])
     index = 0
     layer_noise = lambda i: noise_for_layer(self.noise, i, count)
+    layer_quant = lambda i: quant_for_layer(self.quant, i, count)
     if self.gate:
       x = FrequencyGate(sparsity_weight=self.gate_sparsity, tau_start=self.gate_tau_start,
                         tau_end=self.gate_tau_end, anneal_steps=self.gate_anneal_steps,
-                        noise=layer_noise(1), input_noise=layer_noise(0),
-                        name="input_gate")(x, train=train)
+                        noise=layer_noise(1), input_noise=layer_noise(0), quant=layer_quant(1),
+                        input_quant=layer_quant(0), name="input_gate")(x, train=train)
     if self.stem == "spatial":
       k, s = (3, 1) if self.small_images else (7, 2)
       x = NoisyConv(self.width, (k, k), strides=s, use_bias=False, kernel_init=_CONV_INIT,
-                    noise=layer_noise(0), name="conv1")(x)
+                    noise=layer_noise(0), quant=layer_quant(0), name="conv1")(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name="bn1")(x)
       x = nn.relu(x)
       if not self.small_images:
@@ -143,21 +151,22 @@ class ResNet(nn.Module):
         # Without a stem, the first block's conv1 and projection read the input: "first". The
         # other convs of that block are not (index + c > 0 for c > 0).
         reads_input = lambda c: self.stem == "frequency" and i == j == 0 and c in (0, main)
-        noises = tuple(layer_noise(0 if reads_input(c) else index + c) for c in range(convs))
-        x = _Block(self.width * 2 ** i, strides, self.bottleneck, noises, train,
-                   name=f"layer{i + 1}_{j}")(x)
+        at = [0 if reads_input(c) else index + c for c in range(convs)]
+        x = _Block(self.width * 2 ** i, strides, self.bottleneck, tuple(map(layer_noise, at)), train,
+                   tuple(map(layer_quant, at)), name=f"layer{i + 1}_{j}")(x)
         index += convs
     x = jnp.mean(x, axis=(1, 2))
-    return NoisyDense(self.num_classes, noise=layer_noise(count - 1), name="fc")(x)
+    return NoisyDense(self.num_classes, noise=layer_noise(count - 1), quant=layer_quant(count - 1),
+                      name="fc")(x)
 
 
 @register("resnet18")
-def resnet18(*, num_classes: int, noise: NoiseConfig | None = None, **kwargs) -> ResNet:
-  """ResNet-18 (basic blocks 2-2-2-2); keyword options as `ResNet`'s attributes."""
-  return ResNet(num_classes=num_classes, stage_sizes=(2, 2, 2, 2), bottleneck=False, noise=noise, **kwargs)
+def resnet18(*, num_classes: int, **kwargs) -> ResNet:
+  """ResNet-18 (basic blocks 2-2-2-2); keyword options (noise, quant, ...) as `ResNet`'s."""
+  return ResNet(num_classes=num_classes, stage_sizes=(2, 2, 2, 2), bottleneck=False, **kwargs)
 
 
 @register("resnet50")
-def resnet50(*, num_classes: int, noise: NoiseConfig | None = None, **kwargs) -> ResNet:
-  """ResNet-50 (bottleneck blocks 3-4-6-3); keyword options as `ResNet`'s attributes."""
-  return ResNet(num_classes=num_classes, stage_sizes=(3, 4, 6, 3), bottleneck=True, noise=noise, **kwargs)
+def resnet50(*, num_classes: int, **kwargs) -> ResNet:
+  """ResNet-50 (bottleneck blocks 3-4-6-3); keyword options (noise, quant, ...) as `ResNet`'s."""
+  return ResNet(num_classes=num_classes, stage_sizes=(3, 4, 6, 3), bottleneck=True, **kwargs)

@@ -3,8 +3,9 @@
   seq_classifier: [B, T, F] -> RNN/LSTM/GRU layers -> last state or mean over time -> logits [B, C]
   lstm_lm:        tokens [B, T] -> embedding -> LSTM layers -> softmax layer -> logits [B, T, V]
 
-Every recurrent product and the output layer are analog products; `noise.layers` picks which
-(products are counted layer by layer: recurrent layer l is product l, the output layer is last).
+Every recurrent product and the output layer are analog products; `noise.layers` picks which are
+noisy and `quant.layers` which have converters (products are counted layer by layer: recurrent
+layer l is product l, the output layer is last).
 The embedding is a table lookup, not a matrix product, so it is never noisy.
 
 State across truncated-BPTT batches: by default every batch starts from a zero state. With
@@ -21,9 +22,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from freqnoise.analog.layers import NoisyDense
-from freqnoise.analog.noise import NoiseConfig, noise_for_layer
+from freqnoise.analog.layers import AnalogProduct, NoisyDense
+from freqnoise.analog.noise import NoiseConfig
 from freqnoise.analog.product import analog_product, is_noisy, module_rng
+from freqnoise.analog.product_quant import ProductQuant, analog_args
 from freqnoise.analog.recurrent import CELLS, RecurrentScan
 from freqnoise.models.registry import register
 
@@ -49,6 +51,7 @@ class SequenceClassifier(nn.Module):
     readout: 'last' (state after the last step) or 'mean' (mean of the states over time).
     dropout: dropout rate between layers and before the output layer (training only).
     noise: analog noise of every product (None = noiseless).
+    quant: DAC / Q_w / ADC of every product (None = float; per `quant.layers`).
   Input float [B, T, F], output logits [B, C].
   """
 
@@ -59,6 +62,7 @@ class SequenceClassifier(nn.Module):
   readout: str = "last"
   dropout: float = 0.0
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -68,14 +72,13 @@ class SequenceClassifier(nn.Module):
     if x.ndim != 3:
       raise ValueError(f"seq_classifier expects inputs [batch, time, features], got {x.shape}")
     count = self.num_layers + 1
+    analog = lambda i: analog_args(self.noise, self.quant, i, count)
     for layer in range(self.num_layers):
-      _, x = RecurrentScan(self.cell, self.hidden, noise=noise_for_layer(self.noise, layer, count),
-                           name=f"rnn{layer}")(x)
+      _, x = RecurrentScan(self.cell, self.hidden, **analog(layer), name=f"rnn{layer}")(x)
       if self.dropout:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
     features = x[:, -1] if self.readout == "last" else jnp.mean(x, axis=1)
-    return NoisyDense(self.num_classes, noise=noise_for_layer(self.noise, count - 1, count),
-                      name="logits")(features)
+    return NoisyDense(self.num_classes, **analog(count - 1), name="logits")(features)
 
 
 def _uniform(scale: float):
@@ -101,6 +104,7 @@ class LSTMLanguageModel(nn.Module):
     carry_state: keep each layer's final state in the `carry` collection and start the next call
       from it (see the module docstring); the collection's batch size is fixed at init.
     noise: analog noise of every product (None = noiseless).
+    quant: DAC / Q_w / ADC of every product (None = float; per `quant.layers`).
   Input int tokens [B, T], output logits [B, T, V].
   """
 
@@ -114,6 +118,7 @@ class LSTMLanguageModel(nn.Module):
   cell: str = "lstm"
   carry_state: bool = False
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
 
   @nn.compact
   def __call__(self, tokens: jax.Array, *, train: bool) -> jax.Array:
@@ -127,9 +132,9 @@ class LSTMLanguageModel(nn.Module):
     drop = lambda h: nn.Dropout(self.dropout, deterministic=not train)(h) if self.dropout else h
     x = drop(embed(tokens))
     count = self.num_layers + 1
+    analog = lambda i: analog_args(self.noise, self.quant, i, count)
     for layer in range(self.num_layers):
-      scan = RecurrentScan(self.cell, self.hidden, noise=noise_for_layer(self.noise, layer, count),
-                           name=f"lstm{layer}")
+      scan = RecurrentScan(self.cell, self.hidden, **analog(layer), name=f"lstm{layer}")
       if not self.carry_state:
         _, x = scan(x)
       else:
@@ -143,9 +148,11 @@ class LSTMLanguageModel(nn.Module):
         if self.is_mutable_collection("carry") and not self.is_initializing():
           state.value = final
       x = drop(x)
-    out_noise = noise_for_layer(self.noise, count - 1, count)
+    out = analog(count - 1)
     if not self.tie_weights:
-      return NoisyDense(self.num_classes, noise=out_noise, kernel_init=init, name="logits")(x)
-    rng = module_rng(self) if is_noisy(out_noise) else None
+      return NoisyDense(self.num_classes, **out, kernel_init=init, name="logits")(x)
     bias = self.param("logits_bias", nn.initializers.zeros_init(), (self.num_classes,), jnp.float32)
-    return analog_product(jnp.dot, x, embed.embedding.T, out_noise, rng) + bias
+    if out["quant"] is not None:  # the converters live under 'analog_logits'
+      return AnalogProduct(jnp.dot, **out, name="analog_logits")(x, embed.embedding.T) + bias
+    rng = module_rng(self) if is_noisy(out["noise"]) else None
+    return analog_product(jnp.dot, x, embed.embedding.T, out["noise"], rng) + bias

@@ -56,3 +56,45 @@ def test_all_but_last_and_first_last():
   digital, _ = digital_products(model.clone(noise=NoiseConfig(snr_db=0.0, layers="all_but_last")),
                                 jnp.ones((1, 8, 8, 1)))
   assert digital == ["logits"]
+
+
+MODELS = {  # every registered model, small: (config.model, input)
+    "mlp": ({"hidden": (4, 4)}, jnp.ones((1, 8, 8, 1))),
+    "lenet": ({"conv_features": (2,), "dense_features": (4,)}, jnp.ones((1, 8, 8, 1))),
+    "resnet18": ({"small_images": True, "width": 8}, jnp.ones((1, 16, 16, 3))),
+    "resnet50": ({"stem": "frequency", "gate": True, "width": 8}, jnp.ones((1, 4, 4, 24))),
+    "mobilenet_v2": ({"small_images": True}, jnp.ones((1, 16, 16, 3))),
+    "seq_classifier": ({"hidden": 4, "num_layers": 2}, jnp.ones((1, 3, 2))),
+    "lstm_lm": ({"embed_dim": 4, "hidden": 4}, jnp.ones((1, 3), jnp.int32)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_threads_quant_to_the_same_products_as_noise(name):
+  """`quant.layers` picks products exactly as `noise.layers` does, in every registered model."""
+  from freqnoise.analog.product_quant import ProductQuant
+  from freqnoise.analog.quant import QuantConfig
+  from freqnoise.analog.recurrent import RecurrentScan
+  from freqnoise.models import registered_models
+  assert sorted(MODELS) == registered_models()
+  fields, x = MODELS[name]
+  quant = ProductQuant(weight=QuantConfig(4, mode="dynamic"), layers="all_but_first")
+  model = build_model({"name": name, **fields}, num_classes=5, quant=quant,
+                      noise=NoiseConfig(snr_db=10.0, layers="all_but_first"))
+  seen = {}
+
+  def record(next_fun, args, kwargs, context):
+    module = context.module
+    if (isinstance(module, (NoisyConv, NoisyDense, RecurrentScan))
+        and context.method_name == "__call__"):
+      seen["/".join(module.scope.path)] = (module.noise is None, module.quant is None)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  assert len(seen) >= 3 and all(n == q for n, q in seen.values()), seen
+  assert sum(q for _, q in seen.values()) >= 1
+  if name == "lstm_lm":  # the tied softmax layer's converters
+    tied = model.clone(tie_weights=True, quant=ProductQuant(weight=QuantConfig(4, mode="learned")))
+    shapes = jax.eval_shape(lambda: tied.init(jax.random.key(0), x, train=False))
+    assert shapes["params"]["analog_logits"]["weight"]["step"].shape == ()
