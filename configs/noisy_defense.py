@@ -22,8 +22,9 @@ Protocols (REFERENCES.md, MadryLab's challenges), scaled to 2 CPU cores:
            on every example, 100k steps); LeNet (16, 32) + 512 with max pooling (Madry: (32, 64)
            + 1024); the substitute (8, 16) + 256, 2 epochs.
   cifar10  ε = 8/255; attacks PGD-10 of step 2/255 and FGSM. The target trains with PGD-3 of
-           step ε/2 on half of each batch for 6 epochs (Madry: PGD-7 on a wide ResNet, 80k
-           steps); a (16, 32, 64) 3x3 CNN + 128 (3 M multiply-adds); substitute (8, 16, 32) + 64.
+           step ε/2 on half of each batch for 3 epochs (Madry: PGD-7 on a wide ResNet, 80k
+           steps); a (16, 32, 64) 3x3 CNN + 128 (3 M multiply-adds); substitute (8, 16, 32) + 64,
+           2 epochs.
 Runtime on 2 CPU cores and the numbers: experiments/noisy_defense/README.md.
 """
 
@@ -42,7 +43,7 @@ DATA = {
     "cifar10": dict(
         source="imagefolder:../shared/data/cifar10-jpeg",
         attack=dict(epsilon=8 / 255, step_size=2 / 255, steps=10),
-        train_steps=3, train_step=4 / 255, epochs=(6, 4), kernel=3,
+        train_steps=3, train_step=4 / 255, epochs=(3, 2), kernel=3,
         target=((16, 32, 64), (128,)), substitute=((8, 16, 32), (64,))),
 }
 
