@@ -9,6 +9,7 @@ import math
 import ml_collections
 
 from freqnoise import adversarial
+from freqnoise.analog import product_quant
 
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
@@ -197,6 +198,13 @@ def base_config() -> ml_collections.ConfigDict:
   # PGD adversarial training (Madry et al.): the fields and their meaning are
   # freqnoise.adversarial.DEFAULTS; epsilon 0 = off.
   c.adversarial = ml_collections.ConfigDict(adversarial.DEFAULTS)
+
+  # Converters of every analog product (paper 4): DAC, weight quantizer, ADC and ADC noise, in
+  # training (quantization-aware, straight-through) and every evaluation alike. The fields and
+  # their meaning are freqnoise.analog.product_quant.DEFAULTS, and AIHWKIT_DEFAULTS for
+  # quant.aihwkit (used with quant.preset='aihwkit').
+  c.quant = ml_collections.ConfigDict(product_quant.DEFAULTS)  # off: every *_bits 0
+  c.quant.aihwkit = ml_collections.ConfigDict(product_quant.AIHWKIT_DEFAULTS)  # its IOParameters
 
   # Analog noise of every product (DESIGN.md); SNR inf = noiseless. Training and evaluation noise
   # are separate blocks so a checkpoint never changes the eval noise silently.

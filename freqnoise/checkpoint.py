@@ -85,6 +85,20 @@ class Checkpointer:
           "use another --workdir or the config that wrote it. Nothing was overwritten.")
     return restored
 
+  def saved_tree(self) -> Any:
+    """The latest checkpoint's tree as saved (nested dicts of array metadata: shapes and dtypes),
+    read without its arrays; None when there is none."""
+    step = self.latest_step()
+    if step is None:
+      return None
+    # A manager that saved nothing yet does not know the item's handler: name it to read the tree.
+    reader = ocp.CheckpointManager(self.directory, item_handlers=ocp.StandardCheckpointHandler())
+    try:
+      metadata = reader.item_metadata(step)
+    finally:
+      reader.close()
+    return getattr(metadata, "tree", metadata)
+
   def due(self, step: int, *, force: bool = False) -> bool:
     """Whether `maybe_save(step, ..., force=force)` would save (the trainer checks state first)."""
     return (force or step % self.every == 0) and step not in self._manager.all_steps()

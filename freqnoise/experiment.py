@@ -21,6 +21,7 @@ import numpy as np
 from freqnoise import rng, sharding
 from freqnoise.adversarial import training_settings
 from freqnoise.analog.noise import NoiseConfig, noise_from_config
+from freqnoise.analog.product_quant import quant_from_config
 from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data import Splits, load_splits
 from freqnoise.data.pipeline import ORDERS
@@ -56,17 +57,19 @@ def split_state(variables: dict) -> tuple[Any, dict]:
 
 
 def check_config(config: ml_collections.ConfigDict):
-  """Every check of `config` that needs no data: input transform, noise blocks, batch order, mesh
-  and batch sizes, data source name, model name and fields, optimizer and step counts. The trainer
-  calls it before it touches the workdir, so a bad field costs no data loading and leaves no file.
+  """Every check of `config` that needs no data: input transform, noise blocks, converters
+  (config.quant), batch order, mesh and batch sizes, data source name, model name and fields,
+  optimizer and step counts. The trainer calls it before it touches the workdir, so a bad field
+  costs no data loading and leaves no file.
 
-  Returns (transform, train_noise, eval_noise, mesh), which the Experiment keeps.
+  Returns (transform, train_noise, eval_noise, mesh, quant), which the Experiment keeps.
   """
   from freqnoise.data import check_source
   transform = build_transform(config.get("input"))
   train_noise = noise_from_config(config.get("train_noise"))
   eval_noise = noise_from_config(config.get("eval_noise"))
   noise_from_config(config.get("eval_noise"), keep_off=True)
+  quant = quant_from_config(config.get("quant"))  # DAC / Q_w / ADC: in training and evaluation
   order = config.data.get("order", "shuffled")
   if order not in ORDERS:
     raise ValueError(f"unknown config.data.order {order!r}; expected one of {', '.join(ORDERS)}")
@@ -78,7 +81,7 @@ def check_config(config: ml_collections.ConfigDict):
   sharding.check_batch_size(config.data.get("eval_batch_size") or config.data.batch_size, mesh,
                             "config.data.eval_batch_size")
   check_source(config.data)
-  build_model(config.model, num_classes=2, noise=train_noise)  # name and fields (classes: any)
+  build_model(config.model, num_classes=2, noise=train_noise, quant=quant)  # (classes: any)
   training_settings(config)  # config.adversarial
   steps, epochs = config.get("num_steps", 0) or 0, config.get("num_epochs", 0) or 0
   if not (steps > 0 or epochs > 0):
@@ -86,7 +89,7 @@ def check_config(config: ml_collections.ConfigDict):
                      f"num_steps={steps!r}, num_epochs={epochs!r})")
   # Name, learning rate, schedule fields; the warm-up against the real step count comes later.
   build_optimizer(config.optimizer, steps or 10**9, steps_per_epoch=1)
-  return transform, train_noise, eval_noise, mesh
+  return transform, train_noise, eval_noise, mesh, quant
 
 
 class Experiment:
@@ -98,7 +101,7 @@ class Experiment:
     self.input_key = config.data.get("input_key", "image")
     self.label_key = config.data.get("label_key", "label")
     # Cheap checks first (names, fields, sizes): `check_config`, before any data is read.
-    self.transform, self.train_noise, self.eval_noise, self.mesh = check_config(config)
+    self.transform, self.train_noise, self.eval_noise, self.mesh, self.quant = check_config(config)
     # The eval noise's kind / power / layers even when its SNR is inf: the SNR-sweeping evaluators
     # take the SNR from their grid and everything else from here.
     self.eval_noise_spec = noise_from_config(config.get("eval_noise"), keep_off=True) or NoiseConfig()
@@ -108,8 +111,10 @@ class Experiment:
       if key not in self.splits.train.arrays:
         raise ValueError(f"data source {self.splits.name} has no field {key!r}; it has "
                          f"{sorted(self.splits.train.arrays)}")
+    # The converters are part of the model (quantization-aware training and every evaluation);
+    # `forward` replaces only the noise.
     self.model = build_model(config.model, num_classes=self.splits.num_classes,
-                             noise=self.train_noise)
+                             noise=self.train_noise, quant=self.quant)
     self.steps_per_epoch = len(self.splits.train) // config.data.batch_size
     self.num_steps = config.num_steps or config.get("num_epochs", 0) * self.steps_per_epoch
     if self.num_steps <= 0:
@@ -166,12 +171,13 @@ class Experiment:
                        + ". Use another --workdir, or delete the file to refit.")
 
   # ----------------------------------------------------------------------------- state
-  def init_state(self, key: jax.Array) -> TrainState:
+  def init_state(self, key: jax.Array, model: flax.linen.Module | None = None) -> TrainState:
+    """A fresh state of this run's model (or of `model`, e.g. a variant without converters)."""
     # A carried state is sized by the batch it is initialised with: use a whole training batch.
     rows = self.config.data.batch_size if self.order == "sequential" else 1
     sample = self.splits.train.arrays[self.input_key][:rows]
     x = self.transform(self.stats, jnp.asarray(sample))
-    variables = self.model.init(rng.stream_keys(key), x, train=False)
+    variables = (model or self.model).init(rng.stream_keys(key), x, train=False)
     params, model_state = split_state(variables)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
                       opt_state=self.tx.init(params))

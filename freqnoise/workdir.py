@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import jax
 import ml_collections
+from flax import traverse_util
 
 # Fields a resume may change: they decide how long, how often and where a run reports, never what
 # one step computes or which batches it sees. A prefix ending in "." covers a whole block.
@@ -43,9 +44,12 @@ SAFE_FIELDS = (
     "process_id",        # differs per process of one multi-process run
 )
 EXTEND_ONLY = ("num_steps", "num_epochs")  # safe only when not smaller than before
-# Blocks added to the configs over time, by the field that switches them on: a run recorded before
-# a block existed equals a config where the block is off.
-OFF_SWITCHES = {"adversarial": "adversarial.epsilon"}
+# Blocks added to the configs over time, by the fields that switch them on: a run recorded before
+# a block existed equals a config where the block is off (all of its switches off).
+OFF_SWITCHES = {
+    "adversarial": ("adversarial.epsilon",),
+    "quant": ("quant.preset", "quant.weight_bits", "quant.dac_bits", "quant.adc_bits"),
+}
 
 
 class ConfigMismatchError(ValueError):
@@ -136,9 +140,8 @@ def differences(old: dict, new: dict) -> list[str]:
 def _block_off(field: str, old_flat: dict, new_flat: dict) -> bool:
   """Whether `field` belongs to a block added after the old run started that is switched off in
   the new config (e.g. every adversarial.* field while adversarial.epsilon is 0)."""
-  block = field.partition(".")[0]
-  switch = OFF_SWITCHES.get(block)
-  return bool(switch) and switch not in old_flat and not new_flat.get(switch)
+  switches = OFF_SWITCHES.get(field.partition(".")[0], ())
+  return bool(switches) and not any(s in old_flat or new_flat.get(s) for s in switches)
 
 
 def has_checkpoint(workdir: str) -> bool:
@@ -263,7 +266,9 @@ def initialize_from(experiment, state, source: str):
   """`state` (a fresh TrainState) with the params and model_state of `source`'s latest checkpoint;
   step and optimizer state stay fresh. The old optimizer state is restored only to be dropped: its
   structure comes from `source/config.json`'s optimizer block (else this run's). The model must be
-  the same (names, shapes, dtypes), else CheckpointError."""
+  the same (names, shapes, dtypes), else CheckpointError — except for converter variables (learned
+  quantizer steps in params, tracked ranges in 'quant_ranges') that this run has and the checkpoint
+  lacks, e.g. quantization-aware fine-tuning of a float run: they keep their fresh values."""
   from freqnoise.checkpoint import Checkpointer, CheckpointError
   from freqnoise.optim import build_optimizer
   tx = experiment.tx
@@ -274,12 +279,43 @@ def initialize_from(experiment, state, source: str):
     if optimizer:
       tx = build_optimizer(ml_collections.ConfigDict(optimizer), experiment.num_steps,
                            steps_per_epoch=experiment.steps_per_epoch)
-  target = state.replace(opt_state=jax.jit(tx.init)(state.params))
   checkpointer = Checkpointer(source, every=1)
   try:
     if checkpointer.latest_step() is None:
       raise CheckpointError(f"config.init_from: no checkpoint in {checkpointer.directory}")
+    fresh = _missing_converters(experiment, state, checkpointer.saved_tree())
+    params, model_state = (_split(_flat(state), drop=fresh) if fresh
+                           else (state.params, state.model_state))
+    target = state.replace(params=params, model_state=model_state,
+                           opt_state=jax.jit(tx.init)(params))
     old = checkpointer.restore(target)
   finally:
     checkpointer.close()
-  return state.replace(params=old.params, model_state=old.model_state)
+  if not fresh:
+    return state.replace(params=old.params, model_state=old.model_state)
+  params, model_state = _split({**_flat(state), **_flat(old)})
+  return state.replace(params=params, model_state=model_state)
+
+
+def _flat(state) -> dict[tuple, Any]:
+  """{('params' or collection, *path): leaf} of a TrainState's variables (empty dicts kept)."""
+  return traverse_util.flatten_dict({"params": state.params, **state.model_state},
+                                    keep_empty_nodes=True)
+
+
+def _split(flat: dict[tuple, Any], drop: set[tuple] = frozenset()) -> tuple[dict, dict]:
+  """(params, model_state) of flat variables, without the paths in `drop`."""
+  variables = traverse_util.unflatten_dict({k: v for k, v in flat.items() if k not in drop})
+  return variables.pop("params", {}), variables
+
+
+def _missing_converters(experiment, state, saved: dict) -> set[tuple]:
+  """Flat paths of this run's converter variables (those its model without `quant` lacks) that
+  the checkpoint `saved` (its tree of array metadata) does not hold."""
+  if experiment.quant is None:
+    return set()
+  plain = jax.eval_shape(lambda: experiment.init_state(experiment.key("init"),
+                                                       experiment.model.clone(quant=None)))
+  on_disk = traverse_util.flatten_dict({"params": saved.get("params", {}),
+                                        **(saved.get("model_state") or {})})
+  return set(_flat(state)) - set(_flat(plain)) - set(on_disk)

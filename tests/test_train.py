@@ -316,3 +316,57 @@ def test_workdir_keeps_one_row_per_step_through_a_kill_and_a_rerun(tmp_path):
   assert final["steps"] == 20 and final["train_steps_per_sec"] is None
   assert final["test_accuracy"] == json.loads((tmp_path / "a" / "final_metrics.json").read_text()
                                               )["test_accuracy"]
+
+
+# ----------------------------------------------------------------------------- config.quant
+@pytest.mark.parametrize("field,value,message", [
+    ("quant.adc_bits", 17, r"config.quant.adc_bits must be in \[1, 16\] or 0 \(off\), got 17"),
+    ("quant.adc_noise_lsb", -0.5, r"config.quant.adc_noise_lsb must be >= 0"),
+])
+def test_quant_errors_are_named_before_any_data_is_read(tmp_path, monkeypatch, field, value,
+                                                        message):
+  monkeypatch.setattr("freqnoise.experiment.load_splits", data_must_not_be_read)
+  c = tiny(**{"quant.adc_bits": 4, field: value})
+  with pytest.raises(ValueError, match=message):
+    train_and_evaluate(c, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def _qat(**overrides):
+  """The tiny digits MLP (20 steps, one device) with 4-bit weights, DAC and ADC: tracked ADC ranges
+  (the 'quant_ranges' collection) and ADC noise (keys from the 'noise' stream)."""
+  return tiny(num_devices=1, **{"quant.weight_bits": 4, "quant.dac_bits": 4, "quant.dac_bound": 3.0,
+                                "quant.adc_bits": 4, "quant.adc_mode": "tracked",
+                                "quant.adc_noise_lsb": 0.5, **overrides})
+
+
+def test_qat_fine_tuning_from_a_float_run_restores_its_params_and_resumes_bitwise(tmp_path):
+  """config.init_from a float run: its params, the converters' variables fresh (the float
+  checkpoint has none); then a QAT run stopped half-way and resumed ends bitwise as one that was
+  not interrupted, tracked ranges included."""
+  from freqnoise.workdir import initialize_from
+  float_run = tiny(num_devices=1, seed=1)  # a float state saved as a run would (seed 1: not ours)
+  saved = Experiment(float_run, str(tmp_path / "float")).initial_state()
+  checkpointer = Checkpointer(str(tmp_path / "float"), every=1)
+  checkpointer.maybe_save(20, saved, force=True)
+  checkpointer.close()
+  qat = _qat(init_from=str(tmp_path / "float"))
+  experiment = Experiment(qat, str(tmp_path / "probe"))
+  fresh = experiment.initial_state()
+  start = initialize_from(experiment, fresh, str(tmp_path / "float"))
+  for layer in ("dense0", "dense1", "logits"):
+    for name in ("kernel", "bias"):
+      np.testing.assert_array_equal(start.params[layer][name], saved.params[layer][name])
+      assert not np.array_equal(fresh.params[layer][name], saved.params[layer][name]) or (
+          name == "bias")  # (zero-initialised)
+  assert sorted(start.model_state["quant_ranges"]) == ["dense0", "dense1", "logits"]
+  for a, b in zip(jax.tree.leaves(start.model_state), jax.tree.leaves(fresh.model_state)):
+    np.testing.assert_array_equal(a, b)
+  straight = train_and_evaluate(qat, str(tmp_path / "a"))
+  train_and_evaluate(qat, str(tmp_path / "b"), stop_after=10)
+  resumed = train_and_evaluate(qat, str(tmp_path / "b"))
+  assert resumed["test_loss"] == straight["test_loss"]
+  a, b = params_of(tmp_path / "a", qat), params_of(tmp_path / "b", qat)
+  assert int(a.model_state["quant_ranges"]["logits"]["analog"]["adc"]["count"]) == 20
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

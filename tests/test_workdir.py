@@ -42,6 +42,16 @@ def test_fields_added_after_the_run_count_only_when_set():
       old, record(**{"adversarial.epsilon": 0.3}))
 
 
+def test_a_run_recorded_before_config_quant_resumes_while_it_is_off():
+  old = record()
+  del old["quant"]
+  assert workdir.differences(old, record()) == []
+  assert workdir.differences(old, record(**{"quant.dac_mode": "tracked"})) == []  # still off
+  assert "quant.adc_bits: (absent) -> 4" in workdir.differences(old, record(**{"quant.adc_bits": 4}))
+  assert 'quant.preset: (absent) -> "aihwkit"' in workdir.differences(
+      old, record(**{"quant.preset": "aihwkit"}))
+
+
 def test_fingerprint_ignores_safe_fields_only():
   base = workdir.fingerprint(record())
   assert len(base) == 64 and base == workdir.fingerprint(record(num_steps=99, eval_every=3))
