@@ -73,8 +73,10 @@ class Checkpointer:
     try:
       restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # orbax raises many types for unreadable or mismatched data
+      first = (str(e).strip().splitlines() or [""])[0].rstrip(":")  # orbax adds pages of tree diff
       raise CheckpointError(
-          f"checkpoint {where} cannot be restored into this run's state ({type(e).__name__}: {e}). "
+          f"checkpoint {where} cannot be restored into this run's state ({type(e).__name__}: "
+          f"{first[:300]}). "
           "It is corrupt or was written by another model/optimizer config; move it away or use "
           "another --workdir. Nothing was overwritten.") from e
     want, got = _describe(target), _describe(restored)

@@ -83,6 +83,10 @@ def check_config(config: ml_collections.ConfigDict):
   check_source(config.data)
   build_model(config.model, num_classes=2, noise=train_noise, quant=quant)  # (classes: any)
   training_settings(config)  # config.adversarial
+  for field in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+    value = config.get(field, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+      raise ValueError(f"config.{field} must be a positive integer, got {value!r}")
   steps, epochs = config.get("num_steps", 0) or 0, config.get("num_epochs", 0) or 0
   if not (steps > 0 or epochs > 0):
     raise ValueError(f"set config.num_steps or config.num_epochs to a positive number (got "

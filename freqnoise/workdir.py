@@ -153,7 +153,8 @@ def has_checkpoint(workdir: str) -> bool:
 
 def check_config(config: ml_collections.ConfigDict, workdir: str) -> str:
   """Raises ConfigMismatchError when `workdir` holds a checkpoint of another config; returns the
-  text to save as config.json."""
+  text to save as config.json. A start under another config that saved no checkpoint is replaced:
+  its input_stats.npz, fitted under that config (perhaps on other data), is removed."""
   text = config_text(config)
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
@@ -162,8 +163,12 @@ def check_config(config: ml_collections.ConfigDict, workdir: str) -> str:
     old = json.load(f)
   diff = differences(old, json.loads(text))
   if diff and not has_checkpoint(workdir):
+    stats = os.path.join(workdir, "input_stats.npz")
     if jax.process_index() == 0:
-      print(f"{path}: replacing the config of a start that saved no checkpoint", flush=True)
+      print(f"{path}: replacing the config of a start that saved no checkpoint (and its input "
+            "statistics, fitted under that config)", flush=True)
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(stats)
   elif diff:
     raise ConfigMismatchError(
         f"{workdir} was trained under another config; this one differs in:\n  "
@@ -288,7 +293,13 @@ def initialize_from(experiment, state, source: str):
                            else (state.params, state.model_state))
     target = state.replace(params=params, model_state=model_state,
                            opt_state=jax.jit(tx.init)(params))
-    old = checkpointer.restore(target)
+    try:
+      old = checkpointer.restore(target)
+    except CheckpointError as e:
+      raise CheckpointError(
+          f"config.init_from={source!r}: its latest checkpoint cannot start this run ({e}). "
+          "init_from needs the same model (parameter names, shapes, dtypes); pick a run of this "
+          "model, or drop init_from. Nothing was written.") from None
   finally:
     checkpointer.close()
   if not fresh:

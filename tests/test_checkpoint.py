@@ -67,3 +67,17 @@ def test_the_command_line_reports_a_full_disk_in_one_line(tmp_path):
       f"error: no space left on device writing checkpoint step 10 in {tmp_path}/checkpoints; no "
       "partial checkpoint folder was left and no earlier checkpoint. Free space (or use a "
       "--workdir on a larger disk) and rerun the same command to resume"]
+
+
+def test_init_from_another_model_is_one_clear_line(tmp_path):
+  train_and_evaluate(tiny(num_steps=10, checkpoint_every=10), str(tmp_path / "old"))
+  out = subprocess.run([sys.executable, "-m", "freqnoise.main", "--config=configs/digits_mlp.py:tiny",
+                        f"--workdir={tmp_path / 'new'}", f"--config.init_from={tmp_path / 'old'}",
+                        "--config.model.hidden=(7,)"], cwd=REPO,
+                       env={**os.environ, "XLA_FLAGS": ""}, capture_output=True, text=True,
+                       timeout=300)
+  lines = out.stderr.strip().splitlines()
+  assert out.returncode == 1 and len(lines) == 1, out.stderr[-2000:]
+  assert lines[0].startswith(f"error: config.init_from={str(tmp_path / 'old')!r}: its latest "
+                             "checkpoint cannot start this run")
+  assert "needs the same model" in lines[0]

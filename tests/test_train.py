@@ -94,6 +94,8 @@ def test_cnn_tiny_under_mocked_tfds(tmp_path):
     ("input.name", "wavelet", "unknown input transform 'wavelet'"),
     ("data.batch_size", 6, "batch_size=6 is not divisible by the 4 devices"),
     ("data.batch_size", 0, r"^config.data.batch_size=0 must be a positive integer$"),
+    ("log_every", 0, r"^config.log_every must be a positive integer, got 0$"),
+    ("keep_checkpoints", 0, r"^config.keep_checkpoints must be a positive integer, got 0$"),
 ])
 def test_bad_config_values_are_clear_errors(tmp_path, monkeypatch, field, value, message):
   monkeypatch.setattr("freqnoise.experiment.load_splits", data_must_not_be_read)

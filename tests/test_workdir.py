@@ -68,6 +68,16 @@ def test_changed_config_is_refused_only_when_a_checkpoint_exists(tmp_path):
     workdir.check_config(changed, str(tmp_path))
 
 
+def test_a_replaced_start_takes_its_input_statistics_with_it(tmp_path, capsys):
+  """A start killed before its first checkpoint left digits' statistics; a new config (MNIST, say)
+  must refit its own rather than reuse them."""
+  workdir.record_config(str(tmp_path), workdir.config_text(tiny()))
+  (tmp_path / "input_stats.npz").write_bytes(b"stale")
+  workdir.check_config(tiny(**{"data.limit_train": 100}), str(tmp_path))
+  assert not (tmp_path / "input_stats.npz").exists()
+  assert "and its input statistics" in capsys.readouterr().out
+
+
 def test_lock_is_exclusive_and_released(tmp_path):
   lock = WorkdirLock(str(tmp_path))
   lock.acquire()
