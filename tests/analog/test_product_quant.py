@@ -140,11 +140,11 @@ def test_layers_build_their_own_named_converters_and_float_layers_stay_untouched
   q = ProductQuant(weight=QuantConfig(4, mode="learned"), dac=QuantConfig(4, mode="tracked"),
                    adc=QuantConfig(4, mode="dynamic"))
   x = _x(3, (2, 6, 6, 3))
-  v = NoisyConv(4, (3, 3), quant=q).init(jax.random.key(0), x)
+  v = jax.eval_shape(lambda: NoisyConv(4, (3, 3), quant=q).init(jax.random.key(0), x))
   assert jax.tree.map(jnp.shape, v) == {
       "params": {"kernel": (3, 3, 3, 4), "bias": (4,), "analog": {"weight": {"step": ()}}},
       "quant_ranges": {"analog": {"dac": {"absmax": (), "count": ()}}}}
-  plain = NoisyDense(3).init(jax.random.key(0), x[:, 0, 0])
+  plain = jax.eval_shape(lambda: NoisyDense(3).init(jax.random.key(0), x[:, 0, 0]))
   assert jax.tree.map(jnp.shape, plain) == {"params": {"kernel": (3, 3), "bias": (3,)}}
   with pytest.raises(ValueError, match="input_quantizer and the same converter"):
     NoisyDense(3, quant=q, input_quantizer=jnp.round).init(jax.random.key(0), x[:, 0, 0])
