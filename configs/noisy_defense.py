@@ -13,8 +13,9 @@ Commands (substitute first: its evaluators write the transfer sets the target re
 Arguments (`configs/noisy_defense.py:KEY=VALUE,...`): `data` = mnist | cifar10 (default mnist);
 `role` = target | substitute (default target); `substitute` = the substitute's workdir, whose
 pgd.npz / fgsm.npz the target's black-box evaluators read (without it the target has only the
-white-box evaluator); `seed` (default 0 for the target, 1 for the substitute); `tiny` = a
-seconds-long version on sklearn digits for tests.
+white-box evaluator); `seed` (default 0 for the target, 1 for the substitute); `train_snr` =
+the target's training noise in dB (default inf: adversarial training only; e.g. 20 trains it to
+tolerate the inference noise); `tiny` = a seconds-long version on sklearn digits for tests.
 
 Protocols (REFERENCES.md, MadryLab's challenges), scaled to 2 CPU cores:
   mnist    ε = 0.3 of the pixel range; attacks PGD-40 of step 0.01 (random start) and FGSM. The
@@ -50,14 +51,16 @@ DATA = {
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Keys: data (mnist | cifar10), role (target | substitute), substitute (its workdir), seed
-  (-1 = the role's default), tiny; see the module docstring."""
-  args = parse_arg(arg, data="mnist", role="target", substitute="", seed=-1, tiny=False)
+  (-1 = the role's default), train_snr (the target's training noise, dB), tiny; see the module
+  docstring."""
+  args = parse_arg(arg, data="mnist", role="target", substitute="", seed=-1, train_snr=float("inf"),
+                   tiny=False)
   check_choice("data", args.data, tuple(DATA))
   check_choice("role", args.role, ("target", "substitute"))
   d, target = DATA[args.data], args.role == "target"
   attack = d["attack"]
   c = base_config()
-  c.seed = args.seed if args.seed >= 0 else (0 if target else 1)
+  c.seed = args.seed if args.seed >= 0 else (0 if target else 1)  # substitute: another seed
   c.data.source = d["source"]       # the original files (or tfds:mnist / tfds:cifar10)
   c.data.batch_size = 128           # training images per step
   c.data.eval_batch_size = 500      # test images per evaluation batch
@@ -81,28 +84,31 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if target:
     c.adversarial.epsilon = attack["epsilon"]  # PGD adversarial training (Madry et al. 2018) ...
     c.adversarial.steps = d["train_steps"]     # ... with fewer, longer steps than the attacks ...
-    c.adversarial.step_size = d["train_step"]
+    c.adversarial.step_size = d["train_step"]  # ... (pixel-range fraction) ...
     c.adversarial.fraction = 0.5               # ... on half of each batch (Madry: all of it)
+    c.train_noise.snr_db = args.train_snr      # output noise while training (inf = none)
+    c.train_noise.power_gradient = True        # gradient through the noise power (NoiseConfig)
     block = lambda **kw: ml_collections.ConfigDict(dict(
         type="adversarial", snrs_db=SNRS, num_draws=16, batch_size=500, **kw))
     if args.substitute:  # black box: the substitute's stored sets
-      c.evals.blackbox_pgd = block(source=f"{args.substitute}/pgd.npz", output="blackbox_pgd.json")
-      c.evals.blackbox_fgsm = block(source=f"{args.substitute}/fgsm.npz",
+      c.evals.blackbox_pgd = block(source=f"{args.substitute}/pgd.npz",  # its PGD set
+                                   output="blackbox_pgd.json")
+      c.evals.blackbox_fgsm = block(source=f"{args.substitute}/fgsm.npz",  # its FGSM set
                                     output="blackbox_fgsm.json")
     # white box with expectation over the noise: the attack's PGD against the noisy target itself
     # (250 images, 2 SNRs: PGD-40 x 4 draws costs ~5 min per SNR on 2 shared CPU cores)
     c.evals.whitebox_eot = block(**attack, eot_draws=4, limit=250, output="whitebox_eot.json")
-    c.evals.whitebox_eot.snrs_db = (10.0, float("inf"))
+    c.evals.whitebox_eot.snrs_db = (10.0, float("inf"))  # 10 dB and noiseless
   else:
     craft = lambda **kw: ml_collections.ConfigDict(dict(type="craft", limit=2000, **kw))
-    c.evals.pgd = craft(**attack, output="pgd.npz")
-    c.evals.fgsm = craft(method="fgsm", epsilon=attack["epsilon"], output="fgsm.npz")
+    c.evals.pgd = craft(**attack, output="pgd.npz")  # the PGD transfer set
+    c.evals.fgsm = craft(method="fgsm", epsilon=attack["epsilon"], output="fgsm.npz")  # FGSM set
   if args.tiny:
     c.data.source = "digits"        # sklearn's 8x8 digits, bundled (no download)
     c.data.batch_size = 32          # small batches
     c.data.eval_batch_size = 64     # small evaluation batches
     c.data.augment.crop_padding = 0  # no augmentation
-    c.data.augment.flip = False
+    c.data.augment.flip = False      # (digits are not mirror-symmetric)
     c.model.conv_features = (4, 8)  # 4 and 8 filters
     c.model.kernel_size = 3         # 3x3 kernels on 8x8 images
     c.model.dense_features = (16,)  # 16 hidden units

@@ -41,6 +41,22 @@ def is_disk_full(error: BaseException | None) -> bool:
   return False
 
 
+def _token(key) -> str:
+  """One step of a key path as plain text: a dict key, a sequence index or an attribute name
+  (so a restore target's `.opt_state[0].mu` and the saved `['opt_state'][0]['mu']` agree)."""
+  for attr in ("key", "idx", "name"):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def _layout(tree: Any) -> dict[str, tuple]:
+  """{'a/b/c': (shape, dtype)} of every array (or array metadata) leaf of `tree`."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {"/".join(_token(k) for k in path): (tuple(x.shape), str(x.dtype))
+          for path, x in flat if hasattr(x, "shape")}
+
+
 def _describe(tree: Any) -> dict[str, tuple]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
   return {jax.tree_util.keystr(p): (tuple(x.shape), str(x.dtype)) for p, x in flat}
@@ -69,6 +85,7 @@ class Checkpointer:
     if step is None:
       return target
     where = os.path.join(self.directory, str(step))
+    self._check_layout(where, target)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     try:
       restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -86,6 +103,25 @@ class Checkpointer:
           f"checkpoint {where} does not match this run's model/optimizer (differs at {diff}); "
           "use another --workdir or the config that wrote it. Nothing was overwritten.")
     return restored
+
+  def _check_layout(self, where: str, target: Any) -> None:
+    """CheckpointError before any array is read when the saved arrays' names, shapes or dtypes
+    are not the target's (orbax would fail half-way through an asynchronous read). Metadata that
+    cannot be read is left to the restore itself."""
+    try:
+      saved = _layout(self.saved_tree())
+    except Exception:  # unreadable metadata: the restore reports it
+      return
+    want = _layout(target)
+    if not saved or saved == want:
+      return
+    diff = sorted(k for k in set(want) | set(saved) if want.get(k) != saved.get(k))
+    shown = "; ".join(f"{k}: saved {saved.get(k, 'absent')}, this run {want.get(k, 'absent')}"
+                      for k in diff[:3])
+    raise CheckpointError(
+        f"checkpoint {where} holds another model/optimizer layout than this run's ({len(diff)} "
+        f"arrays differ, e.g. {shown}); use the config that wrote it or another --workdir. "
+        "Nothing was overwritten.")
 
   def saved_tree(self) -> Any:
     """The latest checkpoint's tree as saved (nested dicts of array metadata: shapes and dtypes),

@@ -213,7 +213,7 @@ def run() -> None:
       block.snrs_db = ""  # an explicit single eval SNR beats the run's saved grid
     if flags.FLAGS.num_draws is not None:
       block.num_draws = flags.FLAGS.num_draws
-    from freqnoise.main import clean_exit
+    from freqnoise.cli import clean_exit
     with clean_exit():
       scalars, step = evaluate_checkpoint(config, workdir, name)
     print(format_table(scalars, step), flush=True)  # before anything else that could fail

@@ -5,16 +5,14 @@ Parses flags and calls `freqnoise.train.train_and_evaluate`; nothing else lives 
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import logging as std_logging
 import os
 import sys
-from typing import Iterator
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from freqnoise.cli import DiskFullNoise, clean_exit
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:arg]).",
                                           lock_config=True)
@@ -28,38 +26,12 @@ def _main(argv) -> None:
   if not flags.FLAGS["verbosity"].present:  # orbax logs every checkpoint step at INFO
     logging.set_verbosity(logging.WARNING)
   from freqnoise.train import train_and_evaluate  # after flag parsing: --help stays fast
-  logging.get_absl_handler().addFilter(_DiskFullNoise())
+  logging.get_absl_handler().addFilter(DiskFullNoise())
   with clean_exit():
     result = train_and_evaluate(_CONFIG.value, os.path.expanduser(_WORKDIR.value))
   print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()},
                    indent=1))
   print(f"test accuracy: {result['test_accuracy']:.4f}")
-
-
-@contextlib.contextmanager
-def clean_exit() -> Iterator[None]:
-  """Turns the errors a user must act on — a full disk, a checkpoint that cannot be used — into
-  one `error: ...` line on stderr and exit status 1, at once: orbax's asynchronous threads would
-  otherwise print pages of shutdown noise after the message (e.g. "ImportError: sys.meta_path is
-  None, Python is likely shutting down"), burying it."""
-  from freqnoise.checkpoint import CheckpointError
-  try:
-    yield
-  except (OSError, CheckpointError) as e:
-    if isinstance(e, OSError) and e.errno != errno.ENOSPC:
-      raise
-    text = e.strerror if isinstance(e, OSError) and e.strerror and len(e.strerror) > 40 else e
-    print(f"error: {text}", file=sys.stderr, flush=True)
-    os._exit(1)
-
-
-class _DiskFullNoise(std_logging.Filter):
-  """Drops orbax's per-thread logs of a full disk: the trainer reports it once, in one line."""
-
-  def filter(self, record: std_logging.LogRecord) -> bool:
-    error = record.exc_info[1] if record.exc_info else None
-    return not any("No space left on device" in text
-                   for text in (record.getMessage(), str(error) if error else ""))
 
 
 def config_import_root(argv: list[str]) -> str | None:

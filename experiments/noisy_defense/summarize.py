@@ -38,7 +38,9 @@ def _run_summary(workdir: str) -> dict:
       os.path.join(workdir, "final_metrics.json"))
   return {"workdir": workdir, "seed": config["seed"], "model": config["model"],
           "data": config["data"]["source"], "epochs": config["num_epochs"], "steps": final["steps"],
-          "batch_size": config["data"]["batch_size"], "train_seconds": final["train_seconds"],
+          "batch_size": config["data"]["batch_size"],
+          # a re-evaluation of a trained run (nothing left to train) records ~0 s: say unknown
+          "train_seconds": final["train_seconds"] if final["train_seconds"] >= 1 else None,
           "test_accuracy": final["test_accuracy"], "adversarial_training": config["adversarial"]}
 
 
@@ -60,10 +62,13 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("runs", help="the RUNS_DIR/<task> folder holding substitute/ and target/")
   parser.add_argument("--name", default=None, help="result name (default: the folder's name)")
+  parser.add_argument("--note", default="", help="a note kept in the result file (e.g. what was "
+                      "rerun and why)")
   args = parser.parse_args()
   name = args.name or os.path.basename(os.path.normpath(args.runs))
   target, substitute = (os.path.join(args.runs, r) for r in ("target", "substitute"))
-  out = {"target": _run_summary(target), "substitute": _run_summary(substitute), "evals": {}}
+  out = {"target": _run_summary(target), "substitute": _run_summary(substitute), "evals": {},
+         "note": args.note}
   curves = {}
   for file in sorted(os.listdir(target)):
     if not (file.startswith(("blackbox", "whitebox")) and file.endswith(".json")):

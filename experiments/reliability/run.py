@@ -139,14 +139,22 @@ def main() -> None:
     if not args.keep:
       shutil.rmtree(root, ignore_errors=True)
   total = time.perf_counter() - t0
-  records = [old[c.name] for c in case_table.CASES if c.name in old]
   commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                           text=True).stdout.strip()
   dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                          capture_output=True, text=True).stdout.strip()
   commit += " with uncommitted changes to tracked files" if dirty else ""
-  if old_commit and old_commit != commit:  # a partial rerun: say which rows are newer
-    commit = f"{old_commit} ({', '.join(args.only)} rerun at {commit})"
+  for case in chosen:  # each row remembers the commit it ran at
+    old[case.name]["commit"] = commit
+  records = [old[c.name] for c in case_table.CASES if c.name in old]
+  for r in records:  # rows of an earlier full run, before rows carried their commit
+    r.setdefault("commit", (old_commit or commit).split(" (")[0])
+  by_commit: dict[str, list[str]] = {}
+  for r in records:
+    by_commit.setdefault(r["commit"], []).append(r["name"])
+  main_commit = max(by_commit, key=lambda c: len(by_commit[c]))
+  commit = main_commit + "".join(f" ({', '.join(names)} at {c})"
+                                 for c, names in by_commit.items() if c != main_commit)
   meta = dict(date=datetime.date.today().isoformat(), machine=machine(), commit=commit,
               total_seconds=round(total if not args.only else sum(r["case_seconds"]
                                                                   for r in records), 1))
