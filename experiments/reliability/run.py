@@ -141,8 +141,10 @@ def main() -> None:
   total = time.perf_counter() - t0
   commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                           text=True).stdout.strip()
-  dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                         capture_output=True, text=True).stdout.strip()
+  dirty = subprocess.run(  # (this script's own outputs do not count)
+      ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+       ":!experiments/reliability/README.md", ":!experiments/reliability/results"], cwd=REPO,
+      capture_output=True, text=True).stdout.strip()
   commit += " with uncommitted changes to tracked files" if dirty else ""
   for case in chosen:  # each row remembers the commit it ran at
     old[case.name]["commit"] = commit
