@@ -310,7 +310,7 @@ def noisy_defense_gain() -> str:
                    _snr_text(g["best_snr_db"]), f"{100 * g['best_vote']:.2f}",
                    f"{100 * g['vote_gain']:+.2f}",
                    f"{100 * g['single_pass_gain']:+.2f} ± {100 * g['single_pass_ci95']:.2f}",
-                   f"+{DEFENSE_PAPER_GAIN.get(name, math.nan):g}" if label.startswith("blackbox")
+                   f"+{DEFENSE_PAPER_GAIN.get(name.split('_')[0], math.nan):g}" if label.startswith("blackbox")
                    else "—", f"{t['epochs']}, " + (f"{t['train_seconds']:.0f}"
                                                    if t["train_seconds"] else "see note")])
   return _markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
@@ -385,7 +385,21 @@ def summary() -> str:
       ["PTB word LM, 2 × 200 LSTM, state carried across batches", ptb,
        f"`experiments/{DNI}/results/ptb.json`, `ptb_pgrad.json`"],
       ["Tiny-ImageNet, ResNet-18 at width 16, 3 epochs", tiny,
-       f"`experiments/{FREQ}/results/tiny_imagenet_*.json`"]])
+       f"`experiments/{FREQ}/results/tiny_imagenet_*.json`"],
+      ["noise at inference vs black-box transfer PGD, adversarially trained LeNet / small CNN",
+       _summary_defense(), f"`experiments/{DEFENSE}/results/*.json`"]])
+
+
+def _summary_defense() -> str:
+  parts = []
+  for path in _results(DEFENSE):
+    name = os.path.basename(path)[:-5]
+    g = _read(path)["evals"].get("blackbox_pgd", {}).get("gain")
+    if g:
+      parts.append(f"{name}: {100 * g['noiseless_vote']:.2f}% without noise, "
+                   f"{100 * g['best_vote']:.2f}% at {_snr_text(g['best_snr_db'])} "
+                   f"({100 * g['vote_gain']:+.2f}; paper +{DEFENSE_PAPER_GAIN.get(name.split('_')[0], math.nan):g})")
+  return "; ".join(parts) or "pending"
 
 
 # ---------------------------------------------------------------- driver
