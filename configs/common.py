@@ -123,8 +123,8 @@ def brief_run(c: ml_collections.ConfigDict, steps: int, *, logs: int = 2, evals:
   c.tensorboard = False                      # no event files in tests
 
 
-def shrink_to_tiny_noisy_cnn(c: ml_collections.ConfigDict) -> None:
-  """The seconds-long test variant of a noisy-inference CNN config: digits, 10 steps, 4 draws."""
+def shrink_to_tiny_cnn(c: ml_collections.ConfigDict) -> None:
+  """The seconds-long test variant of an image CNN config: digits, a 4/8-filter CNN, 10 steps."""
   c.data.source = "digits"      # sklearn's 8x8 digits, bundled (no download)
   c.data.batch_size = 32        # small batches
   c.data.eval_batch_size = 64   # small evaluation batches
@@ -133,6 +133,11 @@ def shrink_to_tiny_noisy_cnn(c: ml_collections.ConfigDict) -> None:
   c.model.conv_features = (4, 8)   # 4 and 8 filters
   c.model.dense_features = (16,)   # 16 hidden units
   brief_run(c, 10)              # 10 steps, logged twice, evaluated and checkpointed at the end
+
+
+def shrink_to_tiny_noisy_cnn(c: ml_collections.ConfigDict) -> None:
+  """The seconds-long test variant of a noisy-inference CNN config: digits, 10 steps, 4 draws."""
+  shrink_to_tiny_cnn(c)
   c.evals.montecarlo = montecarlo_block(num_draws=4, batch_size=128)  # 4 draws per SNR
 
 

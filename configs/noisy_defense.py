@@ -31,7 +31,7 @@ Runtime on 2 CPU cores and the numbers: experiments/noisy_defense/README.md.
 
 import ml_collections
 
-from configs.common import base_config, brief_run, check_choice, parse_arg
+from configs.common import base_config, check_choice, parse_arg, shrink_to_tiny_cnn
 
 SNRS = (5.0, 10.0, 15.0, 20.0, 30.0, float("inf"))  # inference SNR grid of the defense (dB)
 # Per dataset: data source, attack (pixel-range units), training PGD, epochs, target / substitute
@@ -104,16 +104,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.evals.pgd = craft(**attack, output="pgd.npz")  # the PGD transfer set
     c.evals.fgsm = craft(method="fgsm", epsilon=attack["epsilon"], output="fgsm.npz")  # FGSM set
   if args.tiny:
-    c.data.source = "digits"        # sklearn's 8x8 digits, bundled (no download)
-    c.data.batch_size = 32          # small batches
-    c.data.eval_batch_size = 64     # small evaluation batches
-    c.data.augment.crop_padding = 0  # no augmentation
-    c.data.augment.flip = False      # (digits are not mirror-symmetric)
-    c.model.conv_features = (4, 8)  # 4 and 8 filters
+    shrink_to_tiny_cnn(c)           # digits, a 4/8-filter CNN, 10 steps
     c.model.kernel_size = 3         # 3x3 kernels on 8x8 images
-    c.model.dense_features = (16,)  # 16 hidden units
     c.adversarial.steps = min(c.adversarial.steps, 2)  # 2 PGD steps while training
-    brief_run(c, 10)                # 10 steps, logged twice, evaluated and checkpointed at the end
     for block in c.evals.values():
       if "steps" in block:
         block.steps = min(block.steps, 3)  # at most 3 attack steps

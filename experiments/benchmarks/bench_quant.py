@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -46,6 +45,7 @@ sys.path.insert(0, ROOT)
 
 from freqnoise.analog.product_quant import DEFAULTS, quant_from_config  # noqa: E402
 from freqnoise.models import build_model  # noqa: E402
+from bench_rnn import interleaved_ms  # noqa: E402  (this folder: the one round-robin timer)
 
 RESULTS = os.path.join(ROOT, "experiments", "benchmarks", "results", "quant.json")
 QAT = {**DEFAULTS, "weight_bits": 4, "dac_bits": 4, "dac_mode": "fixed", "dac_bound": 1.0,
@@ -93,18 +93,6 @@ def train_step(model_config: dict, num_classes: int, batch: int, steps: int, fea
     jax.block_until_ready(state["params"])
 
   return run
-
-
-def interleaved_ms(runs: dict, steps: int, warmup: int) -> dict[str, float]:
-  """Median ms per call of each closure, timed round-robin so machine load hits all alike."""
-  times = {name: [] for name in runs}
-  for i in range(warmup + steps):
-    for name, run in runs.items():
-      t0 = time.perf_counter()
-      run(i)
-      if i >= warmup:
-        times[name].append(time.perf_counter() - t0)
-  return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
