@@ -8,7 +8,7 @@ random uint8 28x28 images (no data is read). Variants: clean; PGD-k on half of e
 config's); PGD-k on the whole batch (Madry's). Expected cost ≈ 1 + fraction · k forward-backward
 passes of the batch (a PGD step is one forward-backward of the attacked rows), so the table gives
 the measured ratio to the clean step beside that expectation. Timed round-robin, medians.
-Writes experiments/benchmarks/results/adversarial_step.json (temp file + os.replace).
+Writes experiments/benchmarks/results/adversarial_step.json (atomically).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from freqnoise import sharding  # noqa: E402
 from freqnoise.data import ArrayDataset, Splits  # noqa: E402
 from freqnoise.experiment import Experiment  # noqa: E402
 from freqnoise.train import make_train_step  # noqa: E402
+from freqnoise.workdir import write_atomically  # noqa: E402
 
 OUT = os.path.join(ROOT, "experiments", "benchmarks", "results", "adversarial_step.json")
 
@@ -94,9 +95,7 @@ def main() -> None:
   record = {"rows": rows, "args": vars(args), "load_average": load, "cpu_count": os.cpu_count(),
             "jax": jax.__version__, "date_utc": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())}
   os.makedirs(os.path.dirname(out), exist_ok=True)
-  with open(out + ".tmp", "w") as f:
-    json.dump(record, f, indent=1)
-  os.replace(out + ".tmp", out)
+  write_atomically(out, json.dumps(record, indent=1))
   print(f"wrote {out}")
 
 
