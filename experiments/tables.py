@@ -316,6 +316,28 @@ def noisy_defense_gain() -> str:
   return _markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
 
 
+# ---------------------------------------------------------------- NVM LSTM (paper 4)
+@table("nvm_seqmnist_bits")
+def nvm_seqmnist_bits() -> str:
+  """Sequential-MNIST LSTM test accuracy, float vs QAT at W/DAC/ADC bits, same run length."""
+  header = ["weights / DAC / ADC bits", "test accuracy (%)", "vs float (points)", "steps",
+            "train s", "result file"]
+  runs = {os.path.basename(p)[len("seqmnist_"):-5]: _read(p)
+          for p in _results("nvm_lstm", "seqmnist_*.json")}
+  if "float" not in runs:
+    return _markdown(header, [["pending"] + ["—"] * (len(header) - 1)])
+  base = runs["float"]["final_metrics"]["test_accuracy"]
+  order = sorted(runs, key=lambda n: (n != "float", -int(n.split("d")[0][1:]) if n != "float" else 0))
+  rows = []
+  for name in order:
+    m = runs[name]["final_metrics"]
+    bits = "float" if name == "float" else " / ".join(name[1:].replace("d", " ").replace("a", " ").split())
+    rows.append([bits, f"{100 * m['test_accuracy']:.2f}",
+                 "—" if name == "float" else f"{100 * (m['test_accuracy'] - base):+.2f}",
+                 f"{m['steps']:,}", f"{m['train_seconds']:.0f}", f"`results/seqmnist_{name}.json`"])
+  return _markdown(header, rows)
+
+
 # ---------------------------------------------------------------- quickstart and summary
 @table("quickstart")
 def quickstart() -> str:
