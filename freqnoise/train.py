@@ -21,6 +21,7 @@ import optax
 
 from freqnoise import evaluators, rng, sharding, workdir as run_folder
 from freqnoise.adversarial import perturb_batch, training_settings
+from freqnoise.init_from import initialize_from
 from freqnoise.analog.noise import sample_training_noise
 from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data.pipeline import TrainBatches, prefetch
@@ -138,7 +139,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
                               keep=config.get("keep_checkpoints", 3))
   try:
     if checkpointer.latest_step() is None and config.get("init_from"):
-      state = run_folder.initialize_from(experiment, state, config.init_from)
+      state = initialize_from(experiment, state, config.init_from)
       if is_writer:
         print(f"initialised from the latest checkpoint of {config.init_from}", flush=True)
     state = checkpointer.restore(state)

@@ -7,7 +7,7 @@
   * a workdir that holds a checkpoint was started under the config in its `config.json`: the new
     config must equal it field by field except the `SAFE_FIELDS` below, else `ConfigMismatchError`
     lists each difference (old -> new) and nothing is written. To train on under another config,
-    start a new workdir with `--config.init_from=OLD` (`initialize_from` below);
+    start a new workdir with `--config.init_from=OLD` (`freqnoise.init_from`);
   * it then (re)writes `config.json` and `fingerprint.txt`: the sha256 of the canonical JSON of the
     config's non-safe fields, so two runs of the same experiment are recognised by one line.
 A `config.json` left by a start that saved no checkpoint describes nothing that a resume would
@@ -27,7 +27,6 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import jax
 import ml_collections
-from flax import traverse_util
 
 # Fields a resume may change: they decide how long, how often and where a run reports, never what
 # one step computes or which batches it sees. A prefix ending in "." covers a whole block.
@@ -264,69 +263,3 @@ def claim(workdir: str, config: ml_collections.ConfigDict) -> Iterator[None]:
   finally:
     if lock:
       lock.release()
-
-
-# ----------------------------------------------------------------------------- init_from
-def initialize_from(experiment, state, source: str):
-  """`state` (a fresh TrainState) with the params and model_state of `source`'s latest checkpoint;
-  step and optimizer state stay fresh. The old optimizer state is restored only to be dropped: its
-  structure comes from `source/config.json`'s optimizer block (else this run's). The model must be
-  the same (names, shapes, dtypes), else CheckpointError — except for converter variables (learned
-  quantizer steps in params, tracked ranges in 'quant_ranges') that this run has and the checkpoint
-  lacks, e.g. quantization-aware fine-tuning of a float run: they keep their fresh values."""
-  from freqnoise.checkpoint import Checkpointer, CheckpointError
-  from freqnoise.optim import build_optimizer
-  tx = experiment.tx
-  path = os.path.join(source, "config.json")
-  if os.path.isfile(path):
-    with open(path) as f:
-      optimizer = json.load(f).get("optimizer")
-    if optimizer:
-      tx = build_optimizer(ml_collections.ConfigDict(optimizer), experiment.num_steps,
-                           steps_per_epoch=experiment.steps_per_epoch)
-  checkpointer = Checkpointer(source, every=1)
-  try:
-    if checkpointer.latest_step() is None:
-      raise CheckpointError(f"config.init_from: no checkpoint in {checkpointer.directory}")
-    fresh = _missing_converters(experiment, state, checkpointer.saved_tree())
-    params, model_state = (_split(_flat(state), drop=fresh) if fresh
-                           else (state.params, state.model_state))
-    target = state.replace(params=params, model_state=model_state,
-                           opt_state=jax.jit(tx.init)(params))
-    try:
-      old = checkpointer.restore(target)
-    except CheckpointError as e:
-      raise CheckpointError(
-          f"config.init_from={source!r}: its latest checkpoint cannot start this run ({e}). "
-          "init_from needs the same model (parameter names, shapes, dtypes); pick a run of this "
-          "model, or drop init_from. Nothing was written.") from None
-  finally:
-    checkpointer.close()
-  if not fresh:
-    return state.replace(params=old.params, model_state=old.model_state)
-  params, model_state = _split({**_flat(state), **_flat(old)})
-  return state.replace(params=params, model_state=model_state)
-
-
-def _flat(state) -> dict[tuple, Any]:
-  """{('params' or collection, *path): leaf} of a TrainState's variables (empty dicts kept)."""
-  return traverse_util.flatten_dict({"params": state.params, **state.model_state},
-                                    keep_empty_nodes=True)
-
-
-def _split(flat: dict[tuple, Any], drop: set[tuple] = frozenset()) -> tuple[dict, dict]:
-  """(params, model_state) of flat variables, without the paths in `drop`."""
-  variables = traverse_util.unflatten_dict({k: v for k, v in flat.items() if k not in drop})
-  return variables.pop("params", {}), variables
-
-
-def _missing_converters(experiment, state, saved: dict) -> set[tuple]:
-  """Flat paths of this run's converter variables (those its model without `quant` lacks) that
-  the checkpoint `saved` (its tree of array metadata) does not hold."""
-  if experiment.quant is None:
-    return set()
-  plain = jax.eval_shape(lambda: experiment.init_state(experiment.key("init"),
-                                                       experiment.model.clone(quant=None)))
-  on_disk = traverse_util.flatten_dict({"params": saved.get("params", {}),
-                                        **(saved.get("model_state") or {})})
-  return set(_flat(state)) - set(_flat(plain)) - set(on_disk)

@@ -346,7 +346,7 @@ def test_qat_fine_tuning_from_a_float_run_restores_its_params_and_resumes_bitwis
   """config.init_from a float run: its params, the converters' variables fresh (the float
   checkpoint has none); then a QAT run stopped half-way and resumed ends bitwise as one that was
   not interrupted, tracked ranges included."""
-  from freqnoise.workdir import initialize_from
+  from freqnoise.init_from import initialize_from
   float_run = tiny(num_devices=1, seed=1)  # a float state saved as a run would (seed 1: not ours)
   saved = Experiment(float_run, str(tmp_path / "float")).initial_state()
   checkpointer = Checkpointer(str(tmp_path / "float"), every=1)
