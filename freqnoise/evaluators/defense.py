@@ -161,13 +161,13 @@ def defense(experiment, state, key, settings: dict) -> dict[str, float]:
   run = lambda x, y, grid, k: mc_accuracy(
       NoisyPredict(experiment, spec), experiment.variables(state), x, y, snrs_db=grid,
       num_draws=settings["num_draws"], key=k, batch_size=batch, mesh=experiment.mesh,
-      static_at_inf=deterministic_at_inf(spec))
+      static_at_inf=deterministic_at_inf(spec, experiment.quant))
   if settings["source"] == "whitebox":
     images, labels, indices = _sample(experiment, settings)
     provenance = {"source": "whitebox", "attack": {k: settings[k] for k in adversarial.ATTACK_FIELDS}}
     rows = []
     for i, snr in enumerate(snrs):  # the attack sees the noise it is scored under (EOT)
-      noise = None if math.isinf(snr) and deterministic_at_inf(spec) else spec.replace(
+      noise = None if math.isinf(snr) and deterministic_at_inf(spec, experiment.quant) else spec.replace(
           snr_db=snr, snr_db_range=None)
       x_adv = _craft_against(experiment, state, noise, images, labels, settings,
                              rng.named_key(key, f"attack/{i}"), f"white-box PGD at {snr} dB")
@@ -180,7 +180,8 @@ def defense(experiment, state, key, settings: dict) -> dict[str, float]:
   clean = run(images, labels, snrs, key)
   if settings["output"]:
     write_json(os.path.join(experiment.workdir, settings["output"]), {
-        "noise": noise_summary(spec), "set": provenance, "adversarial": result_to_json(attacked),
+        "noise": noise_summary(spec, experiment.quant), "set": provenance,
+        "adversarial": result_to_json(attacked),
         "clean": result_to_json(clean)})
   return {**attacked.metrics(prefix=""), **clean.metrics(prefix="clean")}
 

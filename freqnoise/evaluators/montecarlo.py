@@ -136,9 +136,15 @@ class NoisyPredict:
                                    mask=mask)
 
 
-def deterministic_at_inf(noise: NoiseConfig) -> bool:
-  """True when `noise` at SNR = inf adds nothing random (no weight noise): Monte Carlo draws at
-  inf are then all the same pass."""
+def deterministic_at_inf(noise: NoiseConfig, quant=None) -> bool:
+  """True when `noise` at SNR = inf adds nothing random (no weight noise) and neither do the
+  model's converters `quant` (a ProductQuant: no ADC noise, no stochastic rounding): Monte Carlo
+  draws at inf are then all the same pass."""
+  if quant is not None:
+    if quant.adc_noise is not None and quant.adc_noise.lsb:
+      return False
+    if any(c is not None and c.stochastic for c in (quant.weight, quant.dac, quant.adc)):
+      return False
   return noise.replace(snr_db=math.inf, snr_db_range=None).statically_off
 
 
@@ -161,10 +167,15 @@ def write_json(path: str, data: dict) -> None:
     write_atomically(path, json.dumps(data))
 
 
-def noise_summary(noise: NoiseConfig) -> dict:
-  return {"kind": noise.kind, "power": noise.power, "layers": noise.layers,
-          "weight_noise": noise.weight_noise, "weight_sigma": float(noise.weight_sigma),
-          "weight_draw": getattr(noise, "weight_draw", "programming")}
+def noise_summary(noise: NoiseConfig, quant=None) -> dict:
+  """The eval noise of a result file, with the ADC noise of the model's converters when on."""
+  summary = {"kind": noise.kind, "power": noise.power, "layers": noise.layers,
+             "weight_noise": noise.weight_noise, "weight_sigma": float(noise.weight_sigma),
+             "weight_draw": getattr(noise, "weight_draw", "programming")}
+  if quant is not None and quant.adc_noise is not None and quant.adc_noise.lsb:
+    summary["adc_noise_lsb"] = float(quant.adc_noise.lsb)
+    summary["adc_noise_position"] = quant.adc_noise.position
+  return summary
 
 
 @register("montecarlo", DEFAULTS, check=_check)
@@ -182,8 +193,8 @@ def montecarlo(experiment, state, key, settings: dict) -> dict[str, float]:
                        num_draws=settings["num_draws"], key=key,
                        batch_size=settings["batch_size"] or experiment.eval_batch_size,
                        draws_per_chunk=settings["draws_per_chunk"] or None, mesh=experiment.mesh,
-                       static_at_inf=deterministic_at_inf(spec))
+                       static_at_inf=deterministic_at_inf(spec, experiment.quant))
   if settings["output"]:
     write_json(os.path.join(experiment.workdir, settings["output"]),
-               {"noise": noise_summary(spec), **result_to_json(result)})
+               {"noise": noise_summary(spec, experiment.quant), **result_to_json(result)})
   return result.metrics(prefix="")

@@ -82,7 +82,7 @@ def mc_perplexity(experiment, state, key, settings: dict) -> dict[str, float]:
       split, rows, process_index=jax.process_index(), process_count=jax.process_count())]
   variables = experiment.variables(state)
   spec = experiment.eval_noise_spec
-  static = deterministic_at_inf(spec)
+  static = deterministic_at_inf(spec, experiment.quant)
 
   def one_pass(snr: float, draw: int) -> float:
     noise, snr_arg = (spec.replace(snr_db=math.inf, snr_db_range=None), None) \
@@ -103,7 +103,7 @@ def mc_perplexity(experiment, state, key, settings: dict) -> dict[str, float]:
       ppl[i] = [one_pass(snr, d) for d in range(settings["num_draws"])]
   if settings["output"]:
     write_json(os.path.join(experiment.workdir, settings["output"]),
-               {"noise": noise_summary(spec),
+               {"noise": noise_summary(spec, experiment.quant),
                 "snrs_db": ["inf" if math.isinf(s) else s for s in snrs],
                 "perplexity": ppl.tolist()})
   std = ppl.std(axis=1, ddof=1) if ppl.shape[1] > 1 else np.zeros(len(snrs))

@@ -109,6 +109,29 @@ def test_inf_shortcut_only_when_nothing_else_is_random():
                                                 weight_draw="read"))
 
 
+def test_inf_shortcut_off_with_adc_noise_or_stochastic_rounding():
+  from freqnoise.analog.product_quant import quant_from_config
+  off = NoiseConfig(snr_db=math.inf)
+  assert deterministic_at_inf(off, quant_from_config({"adc_bits": 4, "weight_bits": 4}))
+  assert not deterministic_at_inf(off, quant_from_config({"adc_bits": 4, "adc_noise_lsb": 0.5}))
+  assert not deterministic_at_inf(off, quant_from_config({"dac_bits": 4, "stochastic": True}))
+
+
+def test_adc_noise_draws_differ_at_inf_snr(tmp_path):
+  """ADC noise is part of the model's converters, not of eval_noise: the draws at SNR inf must
+  still be independent passes (not one pass repeated), and the JSON says which noise it was."""
+  c = _config(snrs_db=(math.inf,), num_draws=4)
+  c.quant.adc_bits, c.quant.adc_noise_lsb = 3, 1.0
+  experiment = Experiment(c, str(tmp_path))
+  mc = evaluators.run(experiment, experiment.initial_state(), "montecarlo")
+  assert mc["snr_inf/std"] > 0.0
+  with open(f"{experiment.workdir}/montecarlo.json") as f:
+    saved = json.load(f)
+  assert saved["noise"]["adc_noise_lsb"] == 1.0 and saved["noise"]["adc_noise_position"] == "before"
+  accuracy = result_from_json(saved).accuracy[0]
+  assert len(set(accuracy.tolist())) > 1
+
+
 def test_snr_grid_from_command_line_strings():
   # A tuple override such as --config.evals.montecarlo.snrs_db="(0.0, float('inf'))" arrives as
   # one string.
