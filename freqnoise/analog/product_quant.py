@@ -214,6 +214,8 @@ def _converter(q: dict, prefix: str, **kwargs) -> QuantConfig | None:
   if mode == "fixed" and not bound:
     raise ValueError(f"config.quant.{prefix}_bound must be > 0 with {prefix}_mode='fixed' "
                      f"(the range ±bound), got {bound!r}")
+  if mode in ("dynamic", "tracked") and bound == DEFAULTS[f"{prefix}_bound"]:
+    bound = 0.0  # the default bound belongs to the default mode: switching mode alone is enough
   try:
     return QuantConfig(bits=bits, mode=mode, bound=bound or None, **kwargs)
   except ValueError as e:  # name the config field, not the QuantConfig attribute

@@ -78,6 +78,16 @@ def test_bad_fields_are_errors_naming_the_field(fields, message):
     quant_from_config(_block(**fields))
 
 
+def test_switching_a_converter_to_a_data_range_mode_alone_is_enough():
+  """dac_bound's default (1.0) belongs to the default fixed DAC: dac_mode='tracked' or 'dynamic'
+  alone must not trip 'bound is not used by mode'; an explicit other bound still does."""
+  for mode in ("tracked", "dynamic"):
+    q = quant_from_config(dict(dac_bits=4, dac_mode=mode))
+    assert q.dac.mode == mode and q.dac.bound is None
+  with pytest.raises(ValueError, match="config.quant.dac_bound is not used by mode 'tracked'"):
+    quant_from_config(dict(dac_bits=4, dac_mode="tracked", dac_bound=2.0))
+
+
 def test_unknown_fields_and_adc_noise_without_an_adc_are_named():
   with pytest.raises(ValueError, match=r"config.quant has unknown field\(s\) \['adc_bit'\]"):
     quant_from_config({"adc_bit": 4})
