@@ -25,6 +25,7 @@ from freqnoise.analog.product_quant import quant_from_config
 from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data import Splits, load_splits
 from freqnoise.data.pipeline import ORDERS
+from freqnoise.data.streaming import PIPELINES
 from freqnoise.data.transforms import build_transform
 from freqnoise.models import build_model
 from freqnoise.optim import build_optimizer
@@ -58,9 +59,9 @@ def split_state(variables: dict) -> tuple[Any, dict]:
 
 def check_config(config: ml_collections.ConfigDict):
   """Every check of `config` that needs no data: input transform, noise blocks, converters
-  (config.quant), batch order, mesh and batch sizes, data source name, model name and fields,
-  optimizer and step counts. The trainer calls it before it touches the workdir, so a bad field
-  costs no data loading and leaves no file.
+  (config.quant), batch order and input pipeline, mesh and batch sizes, data source name, model
+  name and fields, optimizer and step counts. The trainer calls it before it touches the workdir,
+  so a bad field costs no data loading and leaves no file.
 
   Returns (transform, train_noise, eval_noise, mesh, quant), which the Experiment keeps.
   """
@@ -73,6 +74,13 @@ def check_config(config: ml_collections.ConfigDict):
   order = config.data.get("order", "shuffled")
   if order not in ORDERS:
     raise ValueError(f"unknown config.data.order {order!r}; expected one of {', '.join(ORDERS)}")
+  pipeline = config.data.get("pipeline", "memory")
+  if pipeline not in PIPELINES:
+    raise ValueError(f"unknown config.data.pipeline {pipeline!r}; expected one of "
+                     f"{', '.join(PIPELINES)}")
+  workers = config.data.get("num_workers", 0)
+  if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+    raise ValueError(f"config.data.num_workers must be a non-negative integer, got {workers!r}")
   if config.model.get("carry_state", False) and order != "sequential":
     raise ValueError("config.model.carry_state needs config.data.order = 'sequential' (a state "
                      "carried into a shuffled batch would continue the wrong rows)")

@@ -25,6 +25,7 @@ from freqnoise.init_from import initialize_from
 from freqnoise.analog.noise import sample_training_noise
 from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data.pipeline import TrainBatches, prefetch
+from freqnoise.data.streaming import StreamingBatches
 from freqnoise.experiment import (CARRY, INPUT_STATS, TRANSIENT_COLLECTIONS, Experiment, TrainState,
                                   check_config, past_end_message)
 from freqnoise.losses import correct_count, cross_entropy, loss_terms
@@ -161,9 +162,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
                        in_shardings=(replicated, sharding.batch_sharding(mesh), replicated, replicated),
                        out_shardings=(replicated, replicated), donate_argnums=0)
   split_eval = evaluators.SplitEvaluator(experiment)
-  batches = TrainBatches(experiment.splits.train, config.data.batch_size, config.seed,
-                         process_index=jax.process_index(), process_count=jax.process_count(),
-                         augment=dict(config.data.get("augment", {})), order=experiment.order)
+  slicing = dict(process_index=jax.process_index(), process_count=jax.process_count(),
+                 augment=dict(config.data.get("augment", {})), order=experiment.order)
+  if config.data.get("pipeline", "memory") == "grain":  # the same batches, read through Grain
+    batches = StreamingBatches(experiment.splits.train, config.data.batch_size, config.seed,
+                               num_workers=config.data.get("num_workers", 0), **slicing)
+  else:
+    batches = TrainBatches(experiment.splits.train, config.data.batch_size, config.seed, **slicing)
   # from `start`: rows a killed run logged after its last checkpoint are logged again by this one
   writer = MetricWriter(workdir, enabled=is_writer, tensorboard=config.get("tensorboard", True),
                         resume_step=start)
