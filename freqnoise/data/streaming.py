@@ -132,7 +132,7 @@ class StreamingBatches:
 
   def rows(self, step: int) -> np.ndarray:
     """The source rows of this process's slice of step `step`, sorted."""
-    return self.plan.rows(step)
+    return self.plan.rows(step).copy()  # (the plan keeps its own)
 
   def dataset(self, start: int = 0, stop: int | None = None) -> grain.IterDataset:
     """Grain dataset of (step, batch) for steps start, start+1, ..., stop - 1."""

@@ -164,12 +164,15 @@ def test_corrupt_jpeg_in_a_tar_names_the_archive_and_the_member(tmp_path):
     next(StreamingBatches(source, 3, 0, order="sequential").iterator(0))
 
 
-def test_workers_give_the_same_batches_as_in_process_reading(tmp_path):
+def test_workers_and_threads_give_the_same_batches_as_in_process_reading(tmp_path):
   root = str(write_image_folder(tmp_path / "images", size=6, per_class=(6, 1), classes=2))
   data = _tar_folder(root, "train.tar")
   source = ImageFolderSource(data, "train")  # open archive handles must not travel to workers
   in_process = StreamingBatches(source, 4, 1, augment=AUGMENT).iterator(2)
   expected = [next(in_process) for _ in range(5)]
+  threads = StreamingBatches(source, 4, 1, augment=AUGMENT, read_threads=3).iterator(2)
+  for batch in expected:  # reading threads keep the order too
+    assert_same_batch(next(threads), batch)
   workers = StreamingBatches(source, 4, 1, augment=AUGMENT, num_workers=2).iterator(2)
   try:
     for batch in expected:
