@@ -169,6 +169,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.input_key = "image"    # field fed to the model
   c.data.label_key = "label"    # field holding integer targets
   c.data.order = "shuffled"     # training batches: shuffled per epoch | sequential (carried state)
+  c.data.pipeline = "memory"    # training input: memory (TrainBatches) | grain (same, via Grain)
+  c.data.num_workers = 0        # grain: worker processes reading examples (0 = this process)
   c.data.train_split = "train"  # split names for tfds / imagefolder sources
   c.data.test_split = "test"    # (the split evaluated during and after training)
   c.data.data_dir = ""          # TFDS data_dir ("" = TFDS default)

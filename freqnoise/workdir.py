@@ -41,6 +41,8 @@ SAFE_FIELDS = (
     "evals.",            # evaluators run once after training; they do not shape it
     "coordinator_address",  # how the processes of one run find each other (differs per launch)
     "process_id",        # differs per process of one multi-process run
+    "data.pipeline",     # memory and grain serve the same batches (freqnoise.data.streaming)
+    "data.num_workers",  # how many processes read them
 )
 EXTEND_ONLY = ("num_steps", "num_epochs")  # safe only when not smaller than before
 # Blocks added to the configs over time, by the fields that switch them on: a run recorded before
