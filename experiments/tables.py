@@ -316,28 +316,6 @@ def noisy_defense_gain() -> str:
   return _markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
 
 
-# ---------------------------------------------------------------- NVM LSTM (paper 4)
-@table("nvm_seqmnist_bits")
-def nvm_seqmnist_bits() -> str:
-  """Sequential-MNIST LSTM test accuracy, float vs QAT at W/DAC/ADC bits, same run length."""
-  header = ["weights / DAC / ADC bits", "test accuracy (%)", "vs float (points)", "steps",
-            "train s", "result file"]
-  runs = {os.path.basename(p)[len("seqmnist_"):-5]: _read(p)
-          for p in _results("nvm_lstm", "seqmnist_*.json")}
-  if "float" not in runs:
-    return _markdown(header, [["pending"] + ["—"] * (len(header) - 1)])
-  base = runs["float"]["final_metrics"]["test_accuracy"]
-  order = sorted(runs, key=lambda n: (n != "float", -int(n.split("d")[0][1:]) if n != "float" else 0))
-  rows = []
-  for name in order:
-    m = runs[name]["final_metrics"]
-    bits = "float" if name == "float" else " / ".join(name[1:].replace("d", " ").replace("a", " ").split())
-    rows.append([bits, f"{100 * m['test_accuracy']:.2f}",
-                 "—" if name == "float" else f"{100 * (m['test_accuracy'] - base):+.2f}",
-                 f"{m['steps']:,}", f"{m['train_seconds']:.0f}", f"`results/seqmnist_{name}.json`"])
-  return _markdown(header, rows)
-
-
 # ---------------------------------------------------------------- quickstart and summary
 @table("quickstart")
 def quickstart() -> str:
@@ -422,6 +400,26 @@ def _summary_defense() -> str:
                    f"{100 * g['best_vote']:.2f}% at {_snr_text(g['best_snr_db'])} "
                    f"({100 * g['vote_gain']:+.2f}; paper +{DEFENSE_PAPER_GAIN.get(name.split('_')[0], math.nan):g})")
   return "; ".join(parts) or "pending"
+
+
+# ---------------------------------------------------------------- per-paper table modules
+def _register_paper_tables() -> None:
+  """Each experiments/<paper>/readme_tables.py registers its own tables through `register(kit)`
+  (kit: this module's registry and helpers, which read ROOT at call time)."""
+  import importlib.util
+  import types
+  kit = types.SimpleNamespace(table=table, _results=_results, _read=_read, _load=_load,
+                              _markdown=_markdown)
+  here = os.path.dirname(os.path.abspath(__file__))
+  for path in sorted(glob.glob(os.path.join(here, "*", "readme_tables.py"))):
+    paper = os.path.basename(os.path.dirname(path))
+    spec = importlib.util.spec_from_file_location(f"readme_tables_{paper}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.register(kit)
+
+
+_register_paper_tables()
 
 
 # ---------------------------------------------------------------- driver

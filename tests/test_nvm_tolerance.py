@@ -19,8 +19,7 @@ def tolerance():
   return module
 
 
-@pytest.fixture(scope="module")
-def qat_run(tmp_path_factory):
+def _train_qat(workdir: str, adc_noise_lsb: float = 0.0) -> float:
   from configs import dni_seqmnist
   from freqnoise.train import train_and_evaluate
   c = dni_seqmnist.get_config("cell=lstm,tiny")
@@ -28,9 +27,14 @@ def qat_run(tmp_path_factory):
   c.quant.weight_bits = c.quant.dac_bits = c.quant.adc_bits = 4
   c.quant.weight_per_channel = True
   c.quant.adc_mode, c.quant.adc_bound = "learned", 4.0
+  c.quant.adc_noise_lsb = adc_noise_lsb
+  return train_and_evaluate(c, workdir)["test_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def qat_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("qat"))
-  metrics = train_and_evaluate(c, workdir)
-  return workdir, metrics["test_accuracy"]
+  return workdir, _train_qat(workdir)
 
 
 def _main(tolerance, monkeypatch, *argv):
@@ -67,6 +71,19 @@ def test_bad_requests_are_named(tolerance, qat_run, tmp_path, monkeypatch, argv,
   with pytest.raises(SystemExit, match=message):
     _main(tolerance, monkeypatch, qat_run[0], str(tmp_path / "t.json"), *argv)
   assert not (tmp_path / "t.json").exists()
+
+
+def test_weight_noise_curve_of_a_run_trained_with_adc_noise_has_the_adc_noise_off(
+    tolerance, tmp_path, monkeypatch):
+  """Each curve isolates one noise: at weight noise 0 a run trained with ADC noise is scored
+  noiselessly, exactly as at ADC noise 0."""
+  _train_qat(str(tmp_path / "run"), adc_noise_lsb=1.0)
+  out = tmp_path / "tol.json"
+  _main(tolerance, monkeypatch, str(tmp_path / "run"), str(out), "--adc_lsb", "0,1",
+        "--weight_sigma", "0", "--draws", "2")
+  r = json.loads(out.read_text())
+  assert r["weight"][0]["values"] == r["adc"][0]["values"] and r["weight"][0]["std"] == 0.0
+  assert r["adc"][1]["values"] != r["adc"][0]["values"]
 
 
 def test_adc_noise_needs_a_run_with_an_adc(tolerance, tmp_path, monkeypatch):

@@ -10,12 +10,15 @@ never retrained. Each level is `--draws` independent noise draws over the whole 
   ADC, drawn afresh at every product call, before the ADC unless the run says 'after'); weight
   noise off. Needs a run with an ADC.
 * weight noise: `config.eval_noise` additive weight noise W̃ = Q_w(W) + σ_w·max|Q_w(W)|·ε, one
-  programming draw per chip (draw), the same for every batch and time step of that pass; the
-  run's own ADC noise (if any) stays on, output noise off.
+  programming draw per chip (draw), the same for every batch and time step of that pass; ADC
+  noise off (also for a run trained with it), output noise off, so each curve isolates one noise.
 Classifiers are scored with the `montecarlo` evaluator (accuracy), language models with
 `mc_perplexity` (the LSTM state carried over the test stream as in training). Writes OUT (every
 per-draw value, mean, std and a 95% t-interval of the mean per level, the run's command and
 machine) atomically, and OUT with .png: the two curves, the reference (float) run as a line.
+
+  PYTHONPATH=. python experiments/nvm_lstm/tolerance.py compare OUT.png A.json B.json ...
+draws the curves of several result files in one figure.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def evaluate_level(base, workdir: str, kind: str, level: float, draws: int, lm: 
   if kind == "adc":
     config.quant.adc_noise_lsb = level
   else:
+    config.quant.adc_noise_lsb = 0.0
     config.eval_noise.weight_noise = "additive" if level else "none"
     config.eval_noise.weight_sigma = level
     config.eval_noise.weight_draw = "programming"
@@ -82,31 +86,39 @@ def evaluate_level(base, workdir: str, kind: str, level: float, draws: int, lm: 
   return saved["perplexity"][0] if lm else saved["accuracy"][0]
 
 
-def plot(result: dict, path: str) -> None:
+def _task_name(result: dict) -> str:
+  return "sequential MNIST" if "mnist" in result["task"] else "PTB"
+
+
+def plot(results: list[dict], path: str) -> None:
+  """The ADC-noise and weight-noise curves of `results` (one line per run), the float reference
+  of the first as a dashed line, written atomically to `path`."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  metric = result["metric"]
+  first = results[0]
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
   titles = {"adc": "ADC noise (std in ADC LSBs)", "weight": "weight noise σ_w (× max|W|)"}
   for ax, kind in zip(axes, ("adc", "weight")):
-    rows = result[kind]
-    if not rows:
-      ax.set_visible(False)
-      continue
-    x = [r["level"] for r in rows]
-    mean = np.array([r["mean"] for r in rows])
-    lo, hi = mean - [r["min"] for r in rows], [r["max"] for r in rows] - mean
-    ax.errorbar(x, mean, yerr=[lo, hi], marker="o", capsize=3,
-                label=f"{result['label']} (mean, min-max of {result['draws']} draws)")
-    if result.get("reference") is not None:
-      ax.axhline(result["reference"]["value"], color="gray", ls="--",
-                 label=f"{result['reference']['label']}, noiseless")
+    for result in results:
+      rows = result[kind]
+      if not rows:
+        continue
+      x = [r["level"] for r in rows]
+      mean = np.array([r["mean"] for r in rows])
+      lo, hi = mean - [r["min"] for r in rows], [r["max"] for r in rows] - mean
+      ax.errorbar(x, mean, yerr=[lo, hi], marker="o", capsize=3,
+                  label=f"{result['label']} (mean, min-max of {result['draws']} draws)")
+    if first.get("reference") is not None:
+      ax.axhline(first["reference"]["value"], color="gray", ls="--",
+                 label=f"{first['reference']['label']}, noiseless")
     ax.set_xlabel(titles[kind])
-    ax.set_ylabel(f"test {metric}")
+    ax.set_ylabel(f"test {first['metric']}")
+    if first["metric"] == "perplexity":
+      ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.suptitle(f"{result['task']}: noise tolerance of the {result['label']} LSTM")
+  fig.suptitle(f"{_task_name(first)}: noise tolerance of the LSTM")
   fig.tight_layout()
   tmp = path + ".tmp.png"
   fig.savefig(tmp, dpi=110)
@@ -114,7 +126,23 @@ def plot(result: dict, path: str) -> None:
   os.replace(tmp, path)
 
 
+def compare(argv: list[str]) -> None:
+  """`tolerance.py compare OUT.png A.json B.json ...`: the curves of several runs in one figure."""
+  if len(argv) < 2 or not argv[0].endswith(".png"):
+    raise SystemExit("usage: tolerance.py compare OUT.png RESULT.json [RESULT.json ...]")
+  results = []
+  for path in argv[1:]:
+    with open(path) as f:
+      results.append(json.load(f))
+  if len({r["metric"] for r in results}) > 1:
+    raise SystemExit("compare: the results mix accuracy and perplexity")
+  plot(results, argv[0])
+  print(f"wrote {argv[0]}")
+
+
 def main() -> None:
+  if sys.argv[1:2] == ["compare"]:
+    return compare(sys.argv[2:])
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("workdir", help="a finished training run")
   parser.add_argument("out", help="result file, experiments/nvm_lstm/results/<name>.json")
@@ -140,6 +168,8 @@ def main() -> None:
     final = json.load(f)
   q = base.quant
   label = args.label or (f"{q.weight_bits}/{q.dac_bits}/{q.adc_bits}-bit" if q.adc_bits else "float")
+  if q.adc_bits and (q.adc_noise_lsb or base.train_noise.weight_noise != "none"):
+    label += ", noise-aware QAT"  # trained with ADC noise or weight noise
   result = {"task": base.data.source, "metric": "perplexity" if lm else "accuracy",
             "label": label, "workdir": os.path.abspath(args.workdir), "draws": args.draws,
             "command": " ".join(sys.argv), "recorded_by": "experiments/nvm_lstm/tolerance.py",
@@ -165,7 +195,7 @@ def main() -> None:
       write_atomically(args.out, json.dumps(result, indent=1) + "\n")  # partial results as it goes
   result["wall_seconds"] = round(time.perf_counter() - start, 1)
   write_atomically(args.out, json.dumps(result, indent=1) + "\n")
-  plot(result, os.path.splitext(args.out)[0] + ".png")
+  plot([result], os.path.splitext(args.out)[0] + ".png")
   print(f"wrote {args.out} and its .png")
 
 

@@ -1,0 +1,123 @@
+"""The README tables of paper 4's accuracy half (experiments/nvm_lstm/results/*.json).
+
+Loaded by experiments/tables.py, which calls `register(kit)` with its registry and helpers
+(`kit.table`, `kit._results`, `kit._read`, `kit._markdown`); they read tables.py's ROOT when
+called, so a test that points `tables.ROOT` at a fake repository reaches these tables too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+PAPER = "nvm_lstm"
+# Result files of runs.sh: <task>_<name>_seed<N>.json, name = float | wBdBaB | wBdBaB_noisy.
+RUN = re.compile(r"^(seqmnist|ptb)_(float|w(\d+)d\d+a\d+(?:_noisy)?)_seed(\d+)\.json$")
+
+
+def _bits_key(name: str) -> tuple:
+  """float first, then by decreasing bits; a noise-aware run after its clean one."""
+  if name == "float":
+    return (0, 0, name)
+  return (1, -int(re.match(r"w(\d+)", name).group(1)), name)
+
+
+def _label(name: str) -> str:
+  if name == "float":
+    return "float"
+  w, d, a = re.match(r"w(\d+)d(\d+)a(\d+)", name).groups()
+  return f"{w} / {d} / {a}" + (", noise-aware QAT" if name.endswith("_noisy") else "")
+
+
+def runs(t, task: str) -> dict[str, dict[int, dict]]:
+  """{name: {seed: result}} of one task's training runs."""
+  out: dict[str, dict[int, dict]] = {}
+  for path in t._results(PAPER, f"{task}_*_seed*.json"):
+    m = RUN.match(os.path.basename(path))
+    if m and m.group(1) == task:
+      out.setdefault(m.group(2), {})[int(m.group(4))] = t._read(path)
+  return out
+
+
+def register(t) -> None:
+  """Registers this paper's tables in `t` (the experiments/tables.py module)."""
+
+  @t.table("nvm_seqmnist_recipes")
+  def nvm_seqmnist_recipes() -> str:
+    """4/4/4 on sequential MNIST, seed 0, 2 epochs: which converter ranges work."""
+    header = ["weights", "ADC range", "test accuracy (%)", "steps", "result file"]
+    rows = []
+    for path in t._results(PAPER, "seqmnist_recipe_*.json"):
+      r = t._read(path)
+      q, m = r["config"]["quant"], r["final_metrics"]
+      weights = ("per output column" if q["weight_per_channel"] else "per tensor") + (
+          ", learned (LSQ)" if q["weight_mode"] == "learned" else ", own max\\|W\\|")
+      adc = {"dynamic": "each product's own max (dynamic)", "tracked": "EMA of the max (tracked)",
+             "fixed": f"fixed ±{q['adc_bound']:g}",
+             "learned": f"learned step (LSQ) from ±{q['adc_bound']:g}"}[q["adc_mode"]]
+      rows.append([weights, adc, f"{100 * m['test_accuracy']:.2f}", f"{m['steps']:,}",
+                   f"`results/{os.path.basename(path)}`"])
+    return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
+
+  @t.table("nvm_seqmnist_bits")
+  def nvm_seqmnist_bits() -> str:
+    """Sequential-MNIST test accuracy per bit width and seed, mean, and the gap to float."""
+    return _bits_table(t, "seqmnist")
+
+  @t.table("nvm_ptb_bits")
+  def nvm_ptb_bits() -> str:
+    """PTB test perplexity per bit width, and the gap to float in percent."""
+    return _bits_table(t, "ptb")
+
+  @t.table("nvm_tolerance")
+  def nvm_tolerance() -> str:
+    """Per run and noise: the metric's mean ± 95% CI over draws at each level."""
+    header = ["run", "noise", "levels", "mean ± 95% CI over draws, per level", "draws",
+              "result file"]
+    rows = []
+    for path in t._results(PAPER, "*_tolerance.json"):
+      r = t._read(path)
+      scale = 100 if r["metric"] == "accuracy" else 1
+      task = "sequential MNIST" if "mnist" in r["task"] else "PTB"
+      label = f"{task}, {r['label']}"
+      units = {"adc": "ADC noise (LSB)", "weight": "weight noise σ_w (× max\\|W\\|)"}
+      for kind in ("adc", "weight"):
+        if not r[kind]:
+          continue
+        levels = ", ".join(f"{row['level']:g}" for row in r[kind])
+        values = ", ".join(f"{scale * row['mean']:.2f} ± {scale * row['ci95']:.2f}"
+                           for row in r[kind])
+        rows.append([label, units[kind], levels, values, str(r["draws"]),
+                     f"`results/{os.path.basename(path)}`"])
+    return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
+
+
+def _bits_table(t, task: str) -> str:
+  lm = task == "ptb"
+  key = "test_perplexity" if lm else "test_accuracy"
+  scale = 1 if lm else 100
+  found = runs(t, task)
+  seeds = sorted({s for by_seed in found.values() for s in by_seed})
+  header = (["weights / DAC / ADC bits"] + [f"seed {s}" for s in seeds]
+            + (["mean", "vs float (%)"] if lm else ["mean", "vs float (points)"])
+            + ["steps", "train s (mean)", "result files"])
+  if "float" not in found:
+    return t._markdown(header, [["pending"] + ["—"] * (len(header) - 1)])
+  base = np.mean([r["final_metrics"][key] for r in found["float"].values()])
+  rows = []
+  for name in sorted(found, key=_bits_key):
+    by_seed = found[name]
+    values = [by_seed[s]["final_metrics"][key] for s in seeds if s in by_seed]
+    mean = float(np.mean(values))
+    gap = ("—" if name == "float" else f"{100 * (mean / base - 1):+.1f}" if lm
+           else f"{100 * (mean - base):+.2f}")
+    first = next(iter(by_seed.values()))["final_metrics"]
+    seconds = np.mean([r["final_metrics"]["train_seconds"] for r in by_seed.values()])
+    rows.append([_label(name)]
+                + [f"{scale * by_seed[s]['final_metrics'][key]:.2f}" if s in by_seed else "—"
+                   for s in seeds]
+                + [f"{scale * mean:.2f}", gap, f"{first['steps']:,}", f"{seconds:.0f}",
+                   ", ".join(f"`results/{task}_{name}_seed{s}.json`" for s in sorted(by_seed))])
+  return t._markdown(header, rows)
