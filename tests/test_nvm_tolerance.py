@@ -94,3 +94,24 @@ def test_adc_noise_needs_a_run_with_an_adc(tolerance, tmp_path, monkeypatch):
   train_and_evaluate(c, str(tmp_path / "float"))
   with pytest.raises(SystemExit, match="has no ADC"):
     _main(tolerance, monkeypatch, str(tmp_path / "float"), str(tmp_path / "t.json"))
+
+
+def test_language_model_curves_are_perplexities_with_the_carried_state(tolerance, tmp_path,
+                                                                       monkeypatch):
+  """A QAT LM (configs/nvm_lstm.py:task=ptb,tiny): the curves come from mc_perplexity over the
+  test stream; the noiseless level is the run's own test perplexity."""
+  from configs import nvm_lstm
+  from freqnoise.train import train_and_evaluate
+  from tests.conftest import write_tiny_ptb
+  write_tiny_ptb(tmp_path)
+  c = nvm_lstm.get_config("task=ptb,bits=4,tiny")
+  c.data.source = f"ptb:{tmp_path}"
+  c.num_devices = 1
+  final = train_and_evaluate(c, str(tmp_path / "run"))
+  out = tmp_path / "tol.json"
+  _main(tolerance, monkeypatch, str(tmp_path / "run"), str(out), "--adc_lsb", "0,2",
+        "--weight_sigma", "0.3", "--draws", "2")
+  r = json.loads(out.read_text())
+  assert r["metric"] == "perplexity"
+  assert r["adc"][0]["values"] == pytest.approx([final["test_perplexity"]] * 2, rel=1e-5)
+  assert len(set(r["adc"][1]["values"])) == 2 and len(set(r["weight"][0]["values"])) == 2

@@ -76,10 +76,14 @@ tolerance() {  # tolerance RUN: the ADC- and weight-noise curves of one finished
   if [[ -f "$out" ]]; then echo "== $out exists, skipped"; return; fi
   echo "== tolerance of $1"
   PYTHONPATH=. "$python" experiments/nvm_lstm/tolerance.py "$runs/$data/$1" "$out" \
-    --reference "$results/${data}_float_seed0.json" --draws "$draws"
+    --reference "$results/${data}_float_seed0.json" --draws "$draws" "${levels[@]}"
 }
 draws=8
-[[ "$task" == ptb ]] && draws=4  # one PTB pass over the test stream takes ~10 s
+levels=()
+if [[ "$task" == ptb ]]; then  # one PTB pass over the test stream takes ~15 s
+  draws=4
+  levels=(--adc_lsb 0,0.5,1,2 --weight_sigma 0,0.05,0.1,0.2)
+fi
 tolerance w4d4a4_seed0
 tolerance w4d4a4_noisy_seed0
 PYTHONPATH=. "$python" experiments/nvm_lstm/tolerance.py compare "$results/${data}_tolerance.png" \
