@@ -43,7 +43,8 @@ def test_recipe_and_errors():
   assert (q.weight.bits, q.dac.bits, q.adc.bits) == (4, 4, 4)
   assert q.weight.per_channel and q.adc.mode == "learned" and q.dac.mode == "fixed"
   assert q.layers == "all" and q.adc_noise is None
-  assert quant_from_config(nvm_lstm.get_config("task=ptb,bits=4").quant).layers == "all_but_last"
+  ptb = quant_from_config(nvm_lstm.get_config("task=ptb,bits=4").quant)
+  assert ptb.layers == "all_but_last" and ptb.adc.mode == "tracked"
   assert quant_from_config(nvm_lstm.get_config("bits=0").quant) is None
   noisy = nvm_lstm.get_config("bits=4,noisy")
   assert noisy.quant.adc_noise_lsb == 0.5 and noisy.train_noise.weight_sigma == 0.05
