@@ -119,10 +119,11 @@ class Experiment:
     self.eval_noise_spec = noise_from_config(config.get("eval_noise"), keep_off=True) or NoiseConfig()
     self.order = config.data.get("order", "shuffled")
     self.splits = splits if splits is not None else load_splits(config.data, seed=config.seed)
+    fields = self.splits.train.fields()  # an ArrayDataset's arrays, or a lazy split's fields
     for key in (self.input_key, self.label_key):
-      if key not in self.splits.train.arrays:
+      if key not in fields:
         raise ValueError(f"data source {self.splits.name} has no field {key!r}; it has "
-                         f"{sorted(self.splits.train.arrays)}")
+                         f"{sorted(fields)}")
     # The converters are part of the model (quantization-aware training and every evaluation);
     # `forward` replaces only the noise.
     self.model = build_model(config.model, num_classes=self.splits.num_classes,
@@ -158,7 +159,7 @@ class Experiment:
         stats = {k: z[k] for k in z.files}
       self._check_saved_stats(stats, path)
       return stats
-    stats = self.transform.fit(self.splits.train.arrays[self.input_key], seed=self.config.seed)
+    stats = self.transform.fit(self._fit_inputs(), seed=self.config.seed)
     if jax.process_index() == 0:
       os.makedirs(self.workdir, exist_ok=True)
       buffer = io.BytesIO()
@@ -166,10 +167,19 @@ class Experiment:
       write_atomically(path, buffer.getvalue())
     return stats
 
+  def _fit_inputs(self) -> np.ndarray:
+    """The training inputs the transform fits its statistics on: the seeded sample of at most
+    `max_fit_examples` that its `fit` draws (`transform_registry.fit_sample`, the same rows), so a
+    lazy split decodes only those and in-memory data gives the statistics it always gave. A
+    transform without `max_fit_examples` gets the whole split."""
+    train, limit = self.splits.train, getattr(self.transform, "max_fit_examples", None)
+    sample = train.head(len(train)) if limit is None else train.fit_sample(limit, self.config.seed)
+    return sample[self.input_key]
+
   def _check_saved_stats(self, stats: dict, path: str) -> None:
     """Saved statistics must describe this config's input (same fields, channels and width)."""
     # The transform's own fit on two examples is the reference for fields and shapes.
-    fresh = self.transform.fit(self.splits.train.arrays[self.input_key][:2], seed=0)
+    fresh = self.transform.fit(self.splits.train.head(2)[self.input_key], seed=0)
     problems = []
     if set(fresh) != set(stats):
       problems.append(f"fields {sorted(stats)} (this config: {sorted(fresh)})")
@@ -187,7 +197,7 @@ class Experiment:
     """A fresh state of this run's model (or of `model`, e.g. a variant without converters)."""
     # A carried state is sized by the batch it is initialised with: use a whole training batch.
     rows = self.config.data.batch_size if self.order == "sequential" else 1
-    sample = self.splits.train.arrays[self.input_key][:rows]
+    sample = self.splits.train.head(rows)[self.input_key]
     x = self.transform(self.stats, jnp.asarray(sample))
     variables = (model or self.model).init(rng.stream_keys(key), x, train=False)
     params, model_state = split_state(variables)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ml_collections
 
 from freqnoise.data.dataset import ArrayDataset, Splits, sample_indices
+from freqnoise.data.lazy_split import LazySplit
 from freqnoise.data.sequences import SEQUENCE_SOURCES, load_sequence_splits
 from freqnoise.data.sources import check_source, load_image_splits
 
@@ -15,9 +16,13 @@ def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
   A limit keeps a sample drawn with `seed` across the whole split (image folders are sorted by
   class: a prefix would keep whole classes), in split order. With `cfg.order == 'sequential'`
   (rows that continue each other, e.g. carried BPTT rows) it keeps the first rows instead.
+
+  With `cfg.pipeline == 'grain'` an image folder's training split is a `LazySplit`: the Grain
+  pipeline reads it one example at a time, so it is never decoded whole (nor cached).
   """
   is_sequence = cfg.source.partition(":")[0] in SEQUENCE_SOURCES  # seq:..., ptb:DIR, strokes:DIR
-  splits = load_sequence_splits(cfg) if is_sequence else load_image_splits(cfg)
+  lazy_train = cfg.get("pipeline", "memory") == "grain"
+  splits = load_sequence_splits(cfg) if is_sequence else load_image_splits(cfg, lazy_train)
   limit_train, limit_test = cfg.get("limit_train", 0), cfg.get("limit_test", 0)
   if limit_train or limit_test:
     ordered = cfg.get("order", "shuffled") == "sequential"
@@ -27,4 +32,4 @@ def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
   return splits
 
 
-__all__ = ["ArrayDataset", "Splits", "check_source", "load_splits", "sample_indices"]
+__all__ = ["ArrayDataset", "LazySplit", "Splits", "check_source", "load_splits", "sample_indices"]

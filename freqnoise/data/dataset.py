@@ -39,6 +39,19 @@ class ArrayDataset:
     index = sample_indices(len(self), n, seed)
     return ArrayDataset({k: v[index] for k, v in self.arrays.items()})
 
+  def fields(self) -> list[str]:
+    """The names of the fields every example has (e.g. `image`, `label`)."""
+    return list(self.arrays)
+
+  def head(self, n: int) -> dict[str, np.ndarray]:
+    """The first `n` examples, stacked (e.g. to initialise a model or check saved statistics)."""
+    return {k: v[:n] for k, v in self.arrays.items()}
+
+  def fit_sample(self, n: int, seed: int) -> dict[str, np.ndarray]:
+    """The `sample_indices(len(self), n, seed)` examples, stacked: the seeded sample an input
+    transform fits its statistics on (`transform_registry.fit_sample` draws the same rows)."""
+    return self[sample_indices(len(self), n, seed)]
+
 
 def sample_indices(total: int, n: int, seed: int) -> np.ndarray:
   """Sorted indices of `min(n, total)` examples drawn without replacement from `total` with `seed`
@@ -54,13 +67,14 @@ def sample_indices(total: int, n: int, seed: int) -> np.ndarray:
 class Splits:
   """The train and test splits of one source, with what a model needs to know about them."""
 
-  train: ArrayDataset
+  train: Any  # an ArrayDataset, or a `random_access.LazySplit` read one example at a time
   test: ArrayDataset
   num_classes: int
   name: str
   meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def summary(self) -> str:
-    shapes = ", ".join(f"{k} {v.shape[1:]} {v.dtype}" for k, v in self.train.arrays.items())
+    # One example describes the fields (a lazy split decodes just that one).
+    shapes = ", ".join(f"{k} {v.shape[1:]} {v.dtype}" for k, v in self.train.head(1).items())
     return (f"{self.name}: {len(self.train)} train / {len(self.test)} test, "
             f"{self.num_classes} classes; {shapes}")

@@ -6,7 +6,10 @@
   imagefolder:DIR     `SPLIT/CLASS/*.jpg|png` folders or `.tar[.gz]` archives / shards (CIFAR-10 JPEG
                       copy, Tiny-ImageNet-200 with val annotations)
 
-Every source returns `Splits` with `image` uint8 NHWC and `label` int32 arrays. The sequence sources
+Every source returns `Splits` with `image` uint8 NHWC and `label` int32 arrays. Asked for a lazy
+training split (`config.data.pipeline = 'grain'`), `imagefolder:DIR` returns a `LazySplit` that
+decodes one image per example read and no `.npz` cache; its test split is decoded into memory. The
+sequence sources
 `seq:IMAGE_SOURCE`, `ptb:DIR`, `strokes:DIR` live in `freqnoise.data.sequences`; their forms are
 listed here too, so that an unknown source's error names every choice.
 """
@@ -21,6 +24,8 @@ import numpy as np
 from freqnoise.data.dataset import ArrayDataset, Splits
 from freqnoise.data.idx import load_idx_dataset
 from freqnoise.data.images import load_image_folder
+from freqnoise.data.lazy_split import LazySplit
+from freqnoise.data.random_access import ImageFolderSource
 
 SOURCES = ("digits", "tfds:NAME", "idx:DIR", "imagefolder:DIR")
 # The forms of freqnoise.data.sequences' sources (it imports this module, so they are named here).
@@ -82,8 +87,24 @@ def check_source(cfg: ml_collections.ConfigDict) -> None:
     raise FileNotFoundError(f"config.data.source={source!r}: {arg} does not exist")
 
 
-def load_image_splits(cfg: ml_collections.ConfigDict) -> Splits:
-  """Loads the image source named by `cfg.source` (see the module docstring)."""
+def _lazy_image_folder(root: str, cfg: ml_collections.ConfigDict) -> Splits:
+  """An image folder whose training split is a `LazySplit` (never decoded whole) and whose test
+  split is decoded into memory; classes, order and pixels are those of `load_image_folder`."""
+  image_size = cfg.get("image_size") or None
+  train = ImageFolderSource(root, cfg.get("train_split", "train"), image_size=image_size)
+  names = train.class_names  # wnids.txt, else the train split's sorted class folders
+  test = LazySplit(ImageFolderSource(root, cfg.get("test_split", "test"), image_size=image_size,
+                                     class_names=names))
+  return Splits(LazySplit(train), ArrayDataset(test.head(len(test))), len(names),
+                f"imagefolder:{os.path.basename(os.path.normpath(root))}", {"class_names": names})
+
+
+def load_image_splits(cfg: ml_collections.ConfigDict, lazy_train: bool = False) -> Splits:
+  """Loads the image source named by `cfg.source` (see the module docstring).
+
+  With `lazy_train`, an `imagefolder:DIR` training split is a `LazySplit` read one example at a
+  time (for `config.data.pipeline = 'grain'`); other sources are in memory either way.
+  """
   source = cfg.source
   kind, _, arg = source.partition(":")
   if kind == "digits" and not arg:
@@ -93,6 +114,8 @@ def load_image_splits(cfg: ml_collections.ConfigDict) -> Splits:
   if kind == "idx" and arg:
     d = load_idx_dataset(arg)
     return Splits(ArrayDataset(d["train"]), ArrayDataset(d["test"]), 10, f"idx:{os.path.basename(arg)}")
+  if kind == "imagefolder" and arg and lazy_train:
+    return _lazy_image_folder(arg, cfg)
   if kind == "imagefolder" and arg:
     train, test, names = load_image_folder(
         arg, train_split=cfg.get("train_split", "train"), test_split=cfg.get("test_split", "test"),
