@@ -28,6 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARKER = re.compile(r"^([ \t]*)<!-- table:([\w.-]+) -->\n(.*?)^[ \t]*(<!-- /table:\2 -->)",
                     re.S | re.M)
 TABLES: dict[str, Callable[[], str]] = {}
+# Rows of the top-level summary table added by experiments/<paper>/readme_tables.py modules.
+SUMMARY_ROWS: list[Callable[[], list[str]]] = []
 
 
 def table(name: str):
@@ -387,7 +389,8 @@ def summary() -> str:
       ["Tiny-ImageNet, ResNet-18 at width 16, 3 epochs", tiny,
        f"`experiments/{FREQ}/results/tiny_imagenet_*.json`"],
       ["noise at inference vs black-box transfer PGD, adversarially trained LeNet / small CNN",
-       _summary_defense(), f"`experiments/{DEFENSE}/results/*.json`"]])
+       _summary_defense(), f"`experiments/{DEFENSE}/results/*.json`"],
+      *(row() for row in SUMMARY_ROWS)])
 
 
 def _summary_defense() -> str:
@@ -409,7 +412,7 @@ def _register_paper_tables() -> None:
   import importlib.util
   import types
   kit = types.SimpleNamespace(table=table, _results=_results, _read=_read, _load=_load,
-                              _markdown=_markdown)
+                              _markdown=_markdown, summary_row=SUMMARY_ROWS.append)
   here = os.path.dirname(os.path.abspath(__file__))
   for path in sorted(glob.glob(os.path.join(here, "*", "readme_tables.py"))):
     paper = os.path.basename(os.path.dirname(path))

@@ -18,7 +18,7 @@ RUN = re.compile(r"^(seqmnist|ptb)_(float|w(\d+)d\d+a\d+(?:_noisy)?)_seed(\d+)\.
 
 
 def _bits_key(name: str) -> tuple:
-  """float first, then by decreasing bits; a noise-aware run after its clean one."""
+  """float first, then by decreasing bits."""
   if name == "float":
     return (0, 0, name)
   return (1, -int(re.match(r"w(\d+)", name).group(1)), name)
@@ -28,7 +28,7 @@ def _label(name: str) -> str:
   if name == "float":
     return "float"
   w, d, a = re.match(r"w(\d+)d(\d+)a(\d+)", name).groups()
-  return f"{w} / {d} / {a}" + (", noise-aware QAT" if name.endswith("_noisy") else "")
+  return f"{w} / {d} / {a}"
 
 
 def runs(t, task: str) -> dict[str, dict[int, dict]]:
@@ -42,7 +42,13 @@ def runs(t, task: str) -> dict[str, dict[int, dict]]:
 
 
 def register(t) -> None:
-  """Registers this paper's tables in `t` (the experiments/tables.py module)."""
+  """Registers this paper's tables, and its row of the top-level summary, in `t` (the kit of
+  experiments/tables.py)."""
+
+  @t.summary_row
+  def summary() -> list[str]:
+    return ["NVM-crossbar LSTM, 4-bit weights / DAC / ADC with QAT; crossbar efficiency model",
+            _summary(t), f"`experiments/{PAPER}/results/*.json`"]
 
   @t.table("nvm_seqmnist_recipes")
   def nvm_seqmnist_recipes() -> str:
@@ -94,11 +100,36 @@ def register(t) -> None:
     return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
 
 
+def _mean(by_seed: dict[int, dict], key: str) -> float:
+  return float(np.mean([r["final_metrics"][key] for r in by_seed.values()]))
+
+
+def _summary(t) -> str:
+  """4/4/4 vs float on both tasks, and the efficiency model's ratios in the paper's setting."""
+  parts = []
+  seq, ptb = runs(t, "seqmnist"), runs(t, "ptb")
+  if "float" in seq and "w4d4a4" in seq:
+    f, q = _mean(seq["float"], "test_accuracy"), _mean(seq["w4d4a4"], "test_accuracy")
+    parts.append(f"sequential MNIST (2 epochs, {len(seq['w4d4a4'])} seeds): {100 * q:.2f}% vs "
+                 f"float {100 * f:.2f}% ({100 * (q - f):+.2f} points)")
+  if "float" in ptb and "w4d4a4" in ptb:
+    f, q = _mean(ptb["float"], "test_perplexity"), _mean(ptb["w4d4a4"], "test_perplexity")
+    parts.append(f"PTB (1 epoch): perplexity {q:.1f} vs float {f:.1f} ({100 * (q / f - 1):+.1f}%)")
+  eff = t._results(PAPER, "efficiency.json")
+  if eff:
+    paper = t._read(eff[0])["paper_setting"]
+    parts.append(f"crossbar model: {paper['tops_per_w']:.4g} TOPS/W, {paper['tops_per_mm2']:.4g} "
+                 f"TOPS/mm², ≥ {paper['min_computing']:.4g}× / {paper['min_area']:.4g}× "
+                 "the GPU, FPGA and ASIC references (paper: 2.4× / 40×)")
+  return "; ".join(parts) or "pending"
+
+
 def _bits_table(t, task: str) -> str:
   lm = task == "ptb"
   key = "test_perplexity" if lm else "test_accuracy"
   scale = 1 if lm else 100
-  found = runs(t, task)
+  # noise-aware runs are scored with their ADC noise on: they belong to the tolerance table
+  found = {name: by_seed for name, by_seed in runs(t, task).items() if not name.endswith("_noisy")}
   seeds = sorted({s for by_seed in found.values() for s in by_seed})
   header = (["weights / DAC / ADC bits"] + [f"seed {s}" for s in seeds]
             + (["mean", "vs float (%)"] if lm else ["mean", "vs float (points)"])
