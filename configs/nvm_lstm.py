@@ -44,7 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = dni_seqmnist.get_config("cell=lstm," + ("tiny" if args.tiny else "short"))
   else:
     c = dni_ptb.get_config("tiny" if args.tiny else "quick")
-  c.tensorboard = False
+  c.tensorboard = False          # no event files (run.sh recorded these runs without them)
   if args.bits:
     q = c.quant
     q.weight_bits = q.dac_bits = q.adc_bits = args.bits  # W / DAC / ADC
@@ -58,5 +58,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if args.noisy:
     c.quant.adc_noise_lsb = ADC_NOISE_LSB          # Gaussian, std in ADC LSBs, before the ADC
     c.train_noise.weight_noise = "additive"        # W + σ·max|W|·ε, a new chip every step
-    c.train_noise.weight_sigma = WEIGHT_SIGMA
+    c.train_noise.weight_sigma = WEIGHT_SIGMA      # 5% of each array's max|W|
   return c
