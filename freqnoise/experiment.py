@@ -20,6 +20,7 @@ import numpy as np
 
 from freqnoise import rng, sharding
 from freqnoise.adversarial import training_settings
+from freqnoise.analog.bits_schedule import check_bits_schedule, parse_bits_schedule, with_bits
 from freqnoise.analog.noise import NoiseConfig, noise_from_config
 from freqnoise.analog.product_quant import quant_from_config
 from freqnoise.checkpoint import Checkpointer, CheckpointError
@@ -71,6 +72,7 @@ def check_config(config: ml_collections.ConfigDict):
   eval_noise = noise_from_config(config.get("eval_noise"))
   noise_from_config(config.get("eval_noise"), keep_off=True)
   quant = quant_from_config(config.get("quant"))  # DAC / Q_w / ADC: in training and evaluation
+  check_bits_schedule(*_bits_schedule(config), quant, config.get("num_steps") or None)
   order = config.data.get("order", "shuffled")
   if order not in ORDERS:
     raise ValueError(f"unknown config.data.order {order!r}; expected one of {', '.join(ORDERS)}")
@@ -133,6 +135,12 @@ class Experiment:
     if self.num_steps <= 0:
       raise ValueError(f"config.num_epochs={config.num_epochs} is less than one epoch of "
                        f"{self.steps_per_epoch} steps: set config.num_steps instead")
+    # QAT from more bits down (config.quant.bits_schedule): the stages' training models, before
+    # the configured bits; the trainer picks one by step, everything else uses `model`.
+    self.bits_stages, preset = _bits_schedule(config)
+    check_bits_schedule(self.bits_stages, preset, self.quant, self.num_steps)
+    self.stage_models = tuple(self.model.clone(quant=with_bits(self.quant, bits))
+                              for bits, _ in self.bits_stages)
     self.tx = build_optimizer(config.optimizer, self.num_steps, steps_per_epoch=self.steps_per_epoch)
     self.stats = self._input_stats()
     self.stats_device = sharding.replicate({k: jnp.asarray(v) for k, v in self.stats.items()},
@@ -230,11 +238,12 @@ class Experiment:
 
   # ----------------------------------------------------------------------------- forward
   def forward(self, variables: dict, x: jax.Array, *, train: bool, noise: NoiseConfig | None,
-              rngs: dict, mutable: list | bool = False):
-    """Transform raw input `x`, then run the model with `noise` (None = noiseless)."""
+              rngs: dict, mutable: list | bool = False, model: flax.linen.Module | None = None):
+    """Transform raw input `x`, then run `model` (default: the configured one; a bits-schedule
+    stage is one of `stage_models`) with `noise` (None = noiseless)."""
     variables = dict(variables)
     stats = variables.pop(INPUT_STATS)
-    model = self.model.clone(noise=noise)
+    model = (self.model if model is None else model).clone(noise=noise)
     return model.apply(variables, self.transform(stats, x), train=train, rngs=rngs,
                        mutable=mutable)
 
@@ -265,6 +274,11 @@ class Experiment:
     logits, updates = self.forward({**variables, CARRY: carry}, x, train=False, noise=noise,
                                    rngs=rngs, mutable=[CARRY])
     return logits, updates[CARRY]
+
+
+def _bits_schedule(config: ml_collections.ConfigDict) -> tuple[tuple, str]:
+  q = config.get("quant") or {}
+  return parse_bits_schedule(q.get("bits_schedule", "")), q.get("preset", "")
 
 
 def past_end_message(directory: str, step: int, num_steps: int) -> str:

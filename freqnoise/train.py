@@ -9,6 +9,7 @@ What a run is (data, models, statistics, `predict`) lives in `freqnoise.experime
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Callable
@@ -55,16 +56,23 @@ def make_train_step(experiment: Experiment) -> Callable:
       x = perturb_batch(experiment, {"params": state.params, **model_state, INPUT_STATS: stats},
                         x, labels, noise, rng.named_key(step_key, "attack"), adversarial)
 
-    def loss_fn(params):
+    def loss_fn(params, model=None):
       variables = {"params": params, **model_state, INPUT_STATS: stats}
       logits, updates = experiment.forward(
           variables, x, train=True, noise=noise, rngs=rngs,
-          mutable=[*model_state, *TRANSIENT_COLLECTIONS])
+          mutable=[*model_state, *TRANSIENT_COLLECTIONS], model=model)
       ce_sum, count = cross_entropy(logits, labels, smoothing)
       extra = loss_terms(updates)
       return ce_sum / count + extra, (logits, updates, ce_sum / count, extra)
 
-    grads, (logits, updates, ce, extra) = jax.grad(loss_fn, has_aux=True)(state.params)
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+    if experiment.bits_stages:  # config.quant.bits_schedule: the stage's model, chosen by step
+      ends = jnp.asarray([until for _, until in experiment.bits_stages])
+      branches = [functools.partial(grad_fn, model=m) for m in (*experiment.stage_models, None)]
+      grads, aux = jax.lax.switch(jnp.sum(state.step >= ends), branches, state.params)
+    else:
+      grads, aux = grad_fn(state.params)
+    logits, updates, ce, extra = aux
     param_updates, opt_state = experiment.tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
@@ -155,6 +163,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     print(f"model {config.model.name}: {n_params:,} parameters; "
           f"{'resuming at step ' + str(start) if start else 'starting'} of {experiment.num_steps}",
           flush=True)
+    if experiment.bits_stages:
+      print("bits schedule: " + ", ".join(f"{b} bits to step {u}" for b, u in
+                                          experiment.bits_stages) + ", then the configured bits",
+            flush=True)
     print(results_note(workdir, config), flush=True)
 
   replicated = sharding.replicated(mesh)

@@ -55,6 +55,8 @@ DEFAULTS = {
     "learned": "lsq",      # learned ranges: lsq (a learned step) | pact (a learned clip value)
     "momentum": 0.99,      # tracked ranges: range <- m * range + (1 - m) * batch range
     "stochastic": False,   # stochastic rounding in every converter (keys from the 'noise' stream)
+    "bits_schedule": "",   # QAT from more bits down: "8:300,6:600" = 8 bits to step 300, 6 to 600,
+                           # then the bits above; "" = off (freqnoise/analog/bits_schedule.py)
 }
 # `config.quant.aihwkit` (used with preset='aihwkit'): aihwkit's IOParameters and their defaults.
 AIHWKIT_DEFAULTS = {
@@ -141,6 +143,7 @@ def quant_from_config(block: ml_collections.ConfigDict | dict | None) -> Product
   _check_known("config.quant", block, DEFAULTS)
   _check_known("config.quant.aihwkit", aihwkit, AIHWKIT_DEFAULTS)
   q = {**DEFAULTS, **block}
+  q.pop("bits_schedule")  # a training schedule over this model: Experiment.bits_stages
   a = {**AIHWKIT_DEFAULTS, **aihwkit}
   _choice("preset", q["preset"], PRESETS)
   _choice("layers", q["layers"], LAYER_SETS)

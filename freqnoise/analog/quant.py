@@ -55,6 +55,8 @@ class QuantConfig:
     momentum: 'tracked': range ← momentum·range + (1 − momentum)·batch range; in [0, 1).
     learned: 'learned': 'lsq' (a learned step Δ) or 'pact' (a learned clip value α, Δ = α/qmax).
     stochastic: stochastic rounding (needs a key; the module takes it from the 'noise' stream).
+    step_bits: 'learned' LSQ: the stored step is that of a `step_bits` quantizer of the same
+      range (a bits schedule trains at other bits on the final model's parameters); None = bits.
   """
 
   bits: int = 8
@@ -65,10 +67,14 @@ class QuantConfig:
   momentum: float = 0.99
   learned: str = "lsq"
   stochastic: bool = False
+  step_bits: int | None = None
 
   def __post_init__(self):
-    if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 1 <= self.bits <= 16:
-      raise ValueError(f"QuantConfig.bits must be an int in [1, 16], got {self.bits!r}")
+    for name in ("bits", "step_bits"):
+      b = getattr(self, name)
+      if (b is not None or name == "bits") and (
+          not isinstance(b, int) or isinstance(b, bool) or not 1 <= b <= 16):
+        raise ValueError(f"QuantConfig.{name} must be an int in [1, 16], got {b!r}")
     for name in ("signed", "stochastic"):
       if not isinstance(getattr(self, name), bool):
         raise ValueError(f"QuantConfig.{name} must be True or False, got {getattr(self, name)!r}")
@@ -121,7 +127,12 @@ class QuantConfig:
   @property
   def qmax(self) -> int:
     """Largest code: 2^(b−1) − 1 signed (1 for binary), 2^b − 1 unsigned."""
-    return max(2**(self.bits - 1) - 1, 1) if self.signed else 2**self.bits - 1
+    return _qmax(self.bits, self.signed)
+
+  @property
+  def step_scale(self) -> float:
+    """Stored LSQ step -> this quantizer's step: qmax at `step_bits` / qmax (1 without)."""
+    return _qmax(self.step_bits or self.bits, self.signed) / self.qmax
 
   @property
   def levels(self) -> int:
@@ -139,6 +150,10 @@ class QuantConfig:
       raise ValueError(f"aihwkit res={res!r} is {steps:g} steps; a QuantConfig has 2^b − 2 steps "
                        "(res = 1/(2^b − 2), b in [2, 16])")
     return cls(bits=round(bits), signed=True, mode="fixed", bound=bound, **kwargs)
+
+
+def _qmax(bits: int, signed: bool) -> int:
+  return max(2**(bits - 1) - 1, 1) if signed else 2**bits - 1
 
 
 def _finite(name: str, v) -> float:

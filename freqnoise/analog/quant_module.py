@@ -90,15 +90,16 @@ class Quantizer(nn.Module):
       alpha = self.param("alpha", nn.initializers.constant(cfg.bound), shape, jnp.float32)
       return Grid(alpha / cfg.qmax, zero)
 
-    def init_step(_, shape):
+    def init_step(_, shape):  # stored in units of the `step_bits` quantizer (step_scale)
       if cfg.bound is not None:
-        return jnp.full(shape, cfg.bound / cfg.qmax, jnp.float32)
+        return jnp.full(shape, cfg.bound / cfg.qmax / cfg.step_scale, jnp.float32)
       # LSQ's init 2·mean|x|/sqrt(qmax); an all-zero init batch gets 1, as grid_from_range does.
       axes = tuple(a for a in range(x.ndim) if a != axis)
       step = 2 * jnp.mean(jnp.abs(x.astype(jnp.float32)), axis=axes) / math.sqrt(cfg.qmax)
-      return jnp.where(step > 0, step, 1.0)
+      return jnp.where(step > 0, step, 1.0) / cfg.step_scale
 
-    return Grid(self.param("step", init_step, shape), zero)
+    step = self.param("step", init_step, shape)
+    return Grid(step * cfg.step_scale if cfg.step_bits is not None else step, zero)
 
 
 def _grid(cfg: QuantConfig, ranges: Mapping[str, jax.Array]) -> Grid:
@@ -118,5 +119,6 @@ def stored_grid(config: QuantConfig, variables: Mapping[str, Any]) -> Grid:
   if config.mode != "learned":
     raise ValueError(f"QuantConfig.mode {config.mode!r} stores no range")
   params = variables["params"]
-  scale = params["alpha"] / config.qmax if config.learned == "pact" else params["step"]
+  scale = (params["alpha"] / config.qmax if config.learned == "pact"
+           else params["step"] * config.step_scale)
   return Grid(scale, jnp.zeros_like(scale))
