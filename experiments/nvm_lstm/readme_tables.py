@@ -53,7 +53,8 @@ def register(t) -> None:
   @t.table("nvm_seqmnist_recipes")
   def nvm_seqmnist_recipes() -> str:
     """4/4/4 on sequential MNIST, seed 0, 2 epochs: which converter ranges work."""
-    header = ["weights", "ADC range", "test accuracy (%)", "steps", "result file"]
+    header = ["weights", "ADC range", "bits in training", "test accuracy (%)", "steps",
+              "result file"]
     rows = []
     for path in t._results(PAPER, "seqmnist_recipe_*.json"):
       r = t._read(path)
@@ -63,7 +64,30 @@ def register(t) -> None:
       adc = {"dynamic": "each product's own max (dynamic)", "tracked": "EMA of the max (tracked)",
              "fixed": f"fixed ±{q['adc_bound']:g}",
              "learned": f"learned step (LSQ) from ±{q['adc_bound']:g}"}[q["adc_mode"]]
-      rows.append([weights, adc, f"{100 * m['test_accuracy']:.2f}", f"{m['steps']:,}",
+      stages = [p.split(":") for p in q.get("bits_schedule", "").split(",") if p]
+      bits = (" → ".join([b for b, _ in stages] + [str(q["adc_bits"])]) + " (from steps 0, "
+              + ", ".join(u for _, u in stages) + ")") if stages else f"{q['adc_bits']} throughout"
+      rows.append([weights, adc, bits, f"{100 * m['test_accuracy']:.2f}", f"{m['steps']:,}",
+                   f"`results/{os.path.basename(path)}`"])
+    return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
+
+  @t.table("nvm_ptb_recipes")
+  def nvm_ptb_recipes() -> str:
+    """PTB runs outside the bits sweep (seed 0, one epoch): the ADC range mode, and 16 bits."""
+    header = ["weights / DAC / ADC bits", "ADC range", "test perplexity", "vs float seed 0 (%)",
+              "steps", "result file"]
+    base = runs(t, "ptb").get("float", {}).get(0)
+    rows = []
+    for path in t._results(PAPER, "ptb_recipe_*.json"):
+      r = t._read(path)
+      q, m = r["config"]["quant"], r["final_metrics"]
+      adc = {"tracked": "EMA of the max (tracked)",
+             "learned": f"learned step (LSQ) from ±{q['adc_bound']:g}"}.get(q["adc_mode"],
+                                                                          q["adc_mode"])
+      gap = (f"{100 * (m['test_perplexity'] / base['final_metrics']['test_perplexity'] - 1):+.1f}"
+             if base else "—")
+      rows.append([f"{q['weight_bits']} / {q['dac_bits']} / {q['adc_bits']}", adc,
+                   f"{m['test_perplexity']:.2f}", gap, f"{m['steps']:,}",
                    f"`results/{os.path.basename(path)}`"])
     return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
 
