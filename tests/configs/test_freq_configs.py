@@ -6,13 +6,14 @@ import jax
 import numpy as np
 import pytest
 
-from configs import freq_cifar10, freq_tiny_imagenet
+from configs import freq_cifar10, freq_imagenette, freq_tiny_imagenet
 from freqnoise.data.transforms import build_transform
 from freqnoise.models import build_model
 from tests.conftest import write_image_folder
 
 
-@pytest.mark.parametrize("module, variant", [(m, v) for m in (freq_tiny_imagenet, freq_cifar10)
+@pytest.mark.parametrize("module, variant", [(m, v) for m in (freq_tiny_imagenet, freq_cifar10,
+                                                              freq_imagenette)
                                              for v in m.VARIANTS])
 def test_every_variant_builds_at_its_input_size(module, variant):
   c = module.get_config(f"variant={variant}")
@@ -20,7 +21,8 @@ def test_every_variant_builds_at_its_input_size(module, variant):
   side = c.data.image_size
   images = np.random.default_rng(0).integers(0, 256, (2, side, side, 3), dtype=np.uint8)
   x = transform(transform.fit(images), images)
-  expected = (2, side, side, 3) if variant.startswith("spatial") else (2, 8, 8, transform.num_channels)
+  expected = ((2, side, side, 3) if variant.startswith("spatial")
+              else (2, side // 8, side // 8, transform.num_channels))
   assert x.shape == expected
   model = build_model(c.model, num_classes=10)
   out = jax.eval_shape(lambda x: model.init_with_output({"params": jax.random.key(0)}, x, train=False)[0], x)
@@ -55,3 +57,19 @@ def test_tiny_gate_config_trains_and_records_gate_statistics(tmp_path):
     assert stats["mean"].shape == (192,) and stats["channels"].shape == (192,)
   with open(tmp_path / "run" / "final_metrics.json") as f:
     assert json.load(f)["steps"] == 4
+
+
+def test_imagenette_protocol_halved():
+  """Every variant but spatial224 reaches layer1 on a 28x28 grid: 112² through the stem's 4x, or
+  the DCT of 224² (8x); MobileNetV2 takes the same inputs."""
+  sides = {v: freq_imagenette.get_config(f"variant={v}").data.image_size
+           for v in freq_imagenette.VARIANTS}
+  assert sides == {"spatial112": 112, **{v: 224 for v in freq_imagenette.VARIANTS[1:]}}
+  c = freq_imagenette.get_config("variant=dct24,model=mobilenet_v2")
+  assert (c.model.name, c.model.stem, c.input.channels, c.model.get("width")) == (
+      "mobilenet_v2", "frequency", 24, None)
+  gate = freq_imagenette.get_config("variant=gate")
+  assert gate.model.gate and gate.input.channels == 192
+  assert gate.model.gate_anneal_steps == gate.num_epochs * (6000 // gate.data.batch_size)
+  with pytest.raises(ValueError, match="model='resnet50' is not one of: resnet18, mobilenet_v2"):
+    freq_imagenette.get_config("model=resnet50")
