@@ -1,4 +1,7 @@
-"""Data parallelism with `jax.sharding`: a ('data',) mesh, batch sharded, parameters replicated."""
+"""Data parallelism with `jax.sharding`: a ('data',) mesh, batch sharded, parameters replicated.
+
+The mesh spans every process's devices (after `freqnoise.distributed.initialize`).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +9,8 @@ import numbers
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-
-
-def maybe_initialize_distributed(cfg: ml_collections.ConfigDict) -> None:
-  """Calls `jax.distributed.initialize()` when the config asks for several processes.
-
-  `cfg.num_processes > 1` with `coordinator_address` and `process_id` set (or empty to let JAX
-  read them from the cluster environment, e.g. SLURM or Cloud TPU).
-  """
-  n = cfg.get("num_processes", 1)
-  if n <= 1:
-    return
-  if jax.distributed.is_initialized():
-    return
-  kwargs = {"num_processes": n}
-  if cfg.get("coordinator_address"):
-    kwargs["coordinator_address"] = cfg.coordinator_address
-  if cfg.get("process_id", -1) >= 0:
-    kwargs["process_id"] = cfg.process_id
-  jax.distributed.initialize(**kwargs)
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:

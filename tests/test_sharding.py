@@ -1,9 +1,8 @@
-"""The ('data',) mesh, batch sharding, and when jax.distributed is initialised."""
+"""The ('data',) mesh and batch sharding (joining several processes: tests/test_distributed.py)."""
 
 import jax
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
 from freqnoise import sharding
 
@@ -25,17 +24,3 @@ def test_mesh_size_and_batch_checks():
     sharding.make_mesh(5)
   with pytest.raises(ValueError, match="eval_batch_size=6 is not divisible by the 4 devices"):
     sharding.check_batch_size(6, sharding.make_mesh(), "eval_batch_size")
-
-
-def test_distributed_initialised_only_for_several_processes(monkeypatch):
-  calls = []
-  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
-  monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
-  sharding.maybe_initialize_distributed(ConfigDict({"num_processes": 1}))
-  assert calls == []
-  sharding.maybe_initialize_distributed(ConfigDict(
-      {"num_processes": 2, "coordinator_address": "localhost:1234", "process_id": 1}))
-  assert calls == [{"num_processes": 2, "coordinator_address": "localhost:1234", "process_id": 1}]
-  sharding.maybe_initialize_distributed(ConfigDict(
-      {"num_processes": 4, "coordinator_address": "", "process_id": -1}))
-  assert calls[-1] == {"num_processes": 4}  # the rest comes from the cluster environment

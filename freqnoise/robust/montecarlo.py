@@ -225,6 +225,8 @@ def _mc_correct_counts(apply_fn, variables, images, labels, snrs, key, *, num_ch
             jnp.zeros((3, num_chunks * chunk), jnp.int32))
   batch_ids = jnp.arange(images.shape[0], dtype=jnp.int32)
   totals, _ = jax.lax.scan(batch_step, totals, (images, labels, batch_ids))
+  if mesh is not None:  # gathered once, here: every process (of a multi-host run) holds them all
+    totals = jax.lax.with_sharding_constraint(totals, NamedSharding(mesh, PartitionSpec()))
   return totals
 
 
