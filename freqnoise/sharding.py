@@ -47,3 +47,23 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated(mesh))
+
+
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+  """`tree` replicated on every device of `mesh`: host values (numpy, Python numbers) and this
+  process's own arrays (typed PRNG keys included) alike. With several processes the values must
+  be the same in every process (keys and data derived from the config are); arrays already on
+  the global mesh are resharded as they are."""
+  target = replicated(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, target)
+
+  def put(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return jax.device_put(x, target)
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      # a typed key cannot go through host memory itself: its key data can
+      return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    return jax.device_put(np.asarray(x), target)
+
+  return jax.tree.map(put, tree)

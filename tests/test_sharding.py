@@ -24,3 +24,11 @@ def test_mesh_size_and_batch_checks():
     sharding.make_mesh(5)
   with pytest.raises(ValueError, match="eval_batch_size=6 is not divisible by the 4 devices"):
     sharding.check_batch_size(6, sharding.make_mesh(), "eval_batch_size")
+
+
+def test_put_replicated_places_host_values_and_typed_keys_on_every_device():
+  mesh = sharding.make_mesh()
+  key, x = sharding.put_replicated((jax.random.key(3), np.arange(6.0)), mesh)
+  assert key.sharding.is_fully_replicated and len(key.sharding.device_set) == 4
+  np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(jax.random.key(3)))
+  np.testing.assert_array_equal(np.asarray(x), np.arange(6.0))
