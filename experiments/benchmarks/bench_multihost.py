@@ -85,12 +85,19 @@ def worker(args) -> None:
     times.append(time.perf_counter() - t0)
     assert np.array_equal(again.accuracy, result.accuracy)
   if distributed.is_writer():
-    print("RESULT " + json.dumps({
+    row = {
         "processes": jax.process_count(), "devices": jax.device_count(),
         "local_devices": jax.local_device_count(), "platform": jax.default_backend(),
         "first_s": first, "steady_s": statistics.median(times), "times_s": times,
         "passes": len(snrs) * args.draws * len(labels), "num_images": len(labels),
-        "accuracy": result.accuracy.tolist()}), flush=True)
+        "accuracy": result.accuracy.tolist()}
+    print("RESULT " + json.dumps(row), flush=True)
+    if args.cluster:
+      print(table([row]), flush=True)
+      if args.output:
+        from freqnoise.workdir import write_atomically
+        write_atomically(args.output, json.dumps({"command": " ".join(sys.argv), "rows": [row]},
+                                                 indent=1) + "\n")
 
 
 def free_port() -> int:
