@@ -50,6 +50,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if isinstance(pid, bool) or not isinstance(pid, numbers.Integral) or not -1 <= pid < n:
     raise ValueError(f"config.process_id={pid!r} must be in [0, {n}) for config.num_processes={n} "
                      "(or -1: from the cluster environment)")
+  address = config.get("coordinator_address", "")
+  host, _, port = address.rpartition(":")
+  if address and (not host or not port.isdigit()):
+    raise ValueError(f"config.coordinator_address={address!r} must be host:port (or '' to read it "
+                     "from the cluster environment)")
   timeout = config.get("distributed_timeout", DEFAULT_TIMEOUT_S)
   if isinstance(timeout, bool) or not isinstance(timeout, numbers.Integral) or timeout <= 0:
     raise ValueError(f"config.distributed_timeout must be a positive number of seconds, got "
@@ -105,8 +110,6 @@ def wait_for_coordinator(address: str, timeout: float, message) -> None:
   """Waits until a TCP connection to `address` (host:port) opens; DistributedInitError(message())
   when none does within `timeout` seconds (process 0 may start a little after the others)."""
   host, _, port = address.rpartition(":")
-  if not host or not port.isdigit():
-    raise ValueError(f"config.coordinator_address={address!r} must be host:port")
   deadline = time.monotonic() + timeout
   while True:
     try:

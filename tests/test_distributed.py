@@ -261,6 +261,8 @@ def test_initialize_passes_the_settings_and_a_timeout(monkeypatch):
     ({"num_processes": 0}, r"config\.num_processes must be a positive integer, got 0"),
     ({"process_id": 2}, r"config\.process_id=2 must be in \[0, 2\) for config\.num_processes=2"),
     ({"distributed_timeout": 0}, r"config\.distributed_timeout must be a positive number"),
+    ({"coordinator_address": "10.0.0.1"}, r"config\.coordinator_address='10\.0\.0\.1' must be "
+                                          r"host:port"),
     ({"data": {"batch_size": 64, "eval_batch_size": 9}},
      r"config\.data\.eval_batch_size=9 is not divisible by config\.num_processes=2"),
 ])
