@@ -34,7 +34,8 @@ TIMEOUT_S = 180  # per launch; a hung collective fails the test instead of CI
 # The digits MLP with its dropout on (the draws that used to depend on the process layout), long
 # enough for a process to be killed between two checkpoints.
 MLP = "configs/digits_mlp.py:tiny"
-MLP_FLAGS = {"num_steps": 60, "log_every": 20, "eval_every": 60, "checkpoint_every": 20}
+MLP_FLAGS = {"num_steps": 60, "log_every": 20, "eval_every": 60, "checkpoint_every": 20,
+             "tensorboard": True}
 CNN = "configs/noisy_mnist.py:snr=inf,tiny"  # LeNet, dropout 0.25, Monte Carlo at the end
 
 
@@ -126,7 +127,8 @@ def test_only_process_zero_writes_the_run_files(mlp_runs):
   root, stdout, _ = mlp_runs
   names = sorted(os.listdir(root / "two"))
   assert names == ["checkpoints", "config.json", "final_metrics.json", "fingerprint.txt",
-                   "input_stats.npz", "metrics.jsonl"], names
+                   "input_stats.npz", "metrics.jsonl", "tensorboard"], names
+  assert len(os.listdir(root / "two" / "tensorboard")) == 1  # one event file
   rows = [(r["step"], r["split"]) for r in read_metrics(str(root / "two"))]
   assert rows == [(20, "train"), (40, "train"), (60, "train"), (60, "test")]  # once each
   assert sorted(os.listdir(root / "two" / "checkpoints")) == ["20", "40", "60"]
