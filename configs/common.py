@@ -154,9 +154,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.report_perplexity = False   # also report exp(test loss) (language models)
   c.tensorboard = True          # write TensorBoard event files next to metrics.jsonl
   c.num_devices = 0             # devices in the ('data',) mesh (0 = all; 1 = single-device run)
-  c.num_processes = 1           # >1: jax.distributed.initialize() for multi-host data parallelism
+  c.num_processes = 1           # >1: jax.distributed for multi-host data parallelism (README)
   c.coordinator_address = ""    # host:port of process 0 ("" = from the cluster environment)
   c.process_id = -1             # this process's id (-1 = from the cluster environment)
+  c.distributed_timeout = 300   # seconds a process waits for the others to join (num_processes > 1)
   # A finished or interrupted run's workdir whose latest params/model state start this run (step
   # and optimizer state fresh; same model); "" = random init. Used only while this run has no
   # checkpoint of its own.

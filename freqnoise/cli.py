@@ -18,9 +18,10 @@ def clean_exit() -> Iterator[None]:
   otherwise print pages of shutdown noise after the message (e.g. "RuntimeError: Event loop is
   closed", "ImportError: sys.meta_path is None, Python is likely shutting down"), burying it."""
   from freqnoise.checkpoint import CheckpointError
+  from freqnoise.distributed import DistributedInitError
   try:
     yield
-  except (OSError, CheckpointError) as e:
+  except (OSError, CheckpointError, DistributedInitError) as e:
     if isinstance(e, OSError) and e.errno != errno.ENOSPC:
       raise
     text = e.strerror if isinstance(e, OSError) and e.strerror and len(e.strerror) > 40 else e

@@ -127,6 +127,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     raise ValueError("config.evals has no montecarlo block; name one with --eval")
   evaluators.check_config(config)
   _, values = evaluators.settings(config, name)
+  from freqnoise import distributed
+  distributed.initialize(config)  # a multi-process evaluation: every process runs this
   from freqnoise.experiment import Experiment, check_config
   check_config(config)
   check_has_checkpoint(workdir)

@@ -1,4 +1,7 @@
-"""Data parallelism with `jax.sharding`: a ('data',) mesh, batch sharded, parameters replicated."""
+"""Data parallelism with `jax.sharding`: a ('data',) mesh, batch sharded, parameters replicated.
+
+The mesh spans every process's devices (after `freqnoise.distributed.initialize`).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +9,8 @@ import numbers
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-
-
-def maybe_initialize_distributed(cfg: ml_collections.ConfigDict) -> None:
-  """Calls `jax.distributed.initialize()` when the config asks for several processes.
-
-  `cfg.num_processes > 1` with `coordinator_address` and `process_id` set (or empty to let JAX
-  read them from the cluster environment, e.g. SLURM or Cloud TPU).
-  """
-  n = cfg.get("num_processes", 1)
-  if n <= 1:
-    return
-  if jax.distributed.is_initialized():
-    return
-  kwargs = {"num_processes": n}
-  if cfg.get("coordinator_address"):
-    kwargs["coordinator_address"] = cfg.coordinator_address
-  if cfg.get("process_id", -1) >= 0:
-    kwargs["process_id"] = cfg.process_id
-  jax.distributed.initialize(**kwargs)
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:
@@ -64,3 +47,23 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated(mesh))
+
+
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+  """`tree` replicated on every device of `mesh`: host values (numpy, Python numbers) and this
+  process's own arrays (typed PRNG keys included) alike. With several processes the values must
+  be the same in every process (keys and data derived from the config are); arrays already on
+  the global mesh are resharded as they are."""
+  target = replicated(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, target)
+
+  def put(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return jax.device_put(x, target)
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      # a typed key cannot go through host memory itself: its key data can
+      return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    return jax.device_put(np.asarray(x), target)
+
+  return jax.tree.map(put, tree)

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from freqnoise import evaluators, rng, sharding, workdir as run_folder
+from freqnoise import distributed, evaluators, rng, sharding, workdir as run_folder
 from freqnoise.adversarial import perturb_batch, training_settings
 from freqnoise.init_from import initialize_from
 from freqnoise.analog.noise import sample_training_noise
@@ -127,7 +127,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     plus `'<name>/<metric>'` of every evaluator in `config.evals`.
   """
   evaluators.check_config(config)  # a bad evaluator block fails now, not after training
-  sharding.maybe_initialize_distributed(config)
+  distributed.initialize(config)  # (its checks, e.g. batch / num_processes, run before joining)
   check_config(config)  # model, optimizer, sizes, source: before any data is read or file written
   # The lock and the config check come before anything is written (see freqnoise.workdir).
   with run_folder.claim(workdir, config):
@@ -136,7 +136,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 def _train(config: ml_collections.ConfigDict, workdir: str,
            stop_after: int | None) -> dict[str, float]:
-  is_writer = jax.process_index() == 0
+  is_writer = distributed.is_writer()  # only process 0 writes logs, metrics and results
   experiment = Experiment(config, workdir)
   mesh = experiment.mesh
   if is_writer:

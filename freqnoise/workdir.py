@@ -41,6 +41,8 @@ SAFE_FIELDS = (
     "evals.",            # evaluators run once after training; they do not shape it
     "coordinator_address",  # how the processes of one run find each other (differs per launch)
     "process_id",        # differs per process of one multi-process run
+    "num_processes",     # the layout: the same seed gives the same run on any process count
+    "distributed_timeout",  # how long processes wait for each other to join
     "data.pipeline",     # memory and grain serve the same batches (freqnoise.data.streaming)
     "data.num_workers",  # how many processes read them
 )

@@ -1,9 +1,8 @@
-"""The ('data',) mesh, batch sharding, and when jax.distributed is initialised."""
+"""The ('data',) mesh and batch sharding (joining several processes: tests/test_distributed.py)."""
 
 import jax
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
 from freqnoise import sharding
 
@@ -27,15 +26,9 @@ def test_mesh_size_and_batch_checks():
     sharding.check_batch_size(6, sharding.make_mesh(), "eval_batch_size")
 
 
-def test_distributed_initialised_only_for_several_processes(monkeypatch):
-  calls = []
-  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
-  monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
-  sharding.maybe_initialize_distributed(ConfigDict({"num_processes": 1}))
-  assert calls == []
-  sharding.maybe_initialize_distributed(ConfigDict(
-      {"num_processes": 2, "coordinator_address": "localhost:1234", "process_id": 1}))
-  assert calls == [{"num_processes": 2, "coordinator_address": "localhost:1234", "process_id": 1}]
-  sharding.maybe_initialize_distributed(ConfigDict(
-      {"num_processes": 4, "coordinator_address": "", "process_id": -1}))
-  assert calls[-1] == {"num_processes": 4}  # the rest comes from the cluster environment
+def test_put_replicated_places_host_values_and_typed_keys_on_every_device():
+  mesh = sharding.make_mesh()
+  key, x = sharding.put_replicated((jax.random.key(3), np.arange(6.0)), mesh)
+  assert key.sharding.is_fully_replicated and len(key.sharding.device_set) == 4
+  np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(jax.random.key(3)))
+  np.testing.assert_array_equal(np.asarray(x), np.arange(6.0))

@@ -1,26 +1,42 @@
-"""Spatial augmentation on host batches (NumPy, deterministic given a Generator)."""
+"""Spatial augmentation on host batches (NumPy, deterministic given a Generator).
+
+Every function draws its random parameters for the rows of the *global* batch and applies those
+of `rows` (this process's slice `(offset, global_size)`; default: the images are the whole batch),
+so row j of a global batch is augmented the same way however the batch is spread over processes.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def random_crop_with_padding(rng: np.random.Generator, images: np.ndarray, padding: int) -> np.ndarray:
+def _draw(images: np.ndarray, rows: tuple[int, int] | None, sample) -> np.ndarray:
+  """`sample(global_size)` (one value per row of the global batch), this slice's rows of it."""
+  n = len(images)
+  offset, total = rows if rows is not None else (0, n)
+  if not (0 <= offset and offset + n <= total):
+    raise ValueError(f"rows {offset}..{offset + n} are not inside a global batch of {total}")
+  return sample(total)[offset:offset + n]
+
+
+def random_crop_with_padding(rng: np.random.Generator, images: np.ndarray, padding: int,
+                             rows: tuple[int, int] | None = None) -> np.ndarray:
   """Zero-pads each NHWC image by `padding` pixels per side and crops back at a random offset."""
   if padding <= 0:
     return images
   n, h, w, _ = images.shape
   padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-  dy = rng.integers(0, 2 * padding + 1, n)
-  dx = rng.integers(0, 2 * padding + 1, n)
+  dy = _draw(images, rows, lambda m: rng.integers(0, 2 * padding + 1, m))
+  dx = _draw(images, rows, lambda m: rng.integers(0, 2 * padding + 1, m))
   rows = dy[:, None] + np.arange(h)[None, :]                      # [N, H]
   cols = dx[:, None] + np.arange(w)[None, :]                      # [N, W]
   return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def random_flip(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
+def random_flip(rng: np.random.Generator, images: np.ndarray,
+                rows: tuple[int, int] | None = None) -> np.ndarray:
   """Mirrors each NHWC image left-right with probability 1/2."""
-  flip = rng.random(len(images)) < 0.5
+  flip = _draw(images, rows, rng.random) < 0.5
   return np.where(flip[:, None, None, None], images[:, :, ::-1], images)
 
 
@@ -42,31 +58,34 @@ def crop_and_resize(images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def random_resized_crop(rng: np.random.Generator, images: np.ndarray, min_scale: float,
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> np.ndarray:
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                        rows: tuple[int, int] | None = None) -> np.ndarray:
   """Inception-style crop: area fraction ~ U(min_scale, 1), aspect ratio log-uniform in `ratio`,
   uniform position, resized back to the input size (bilinear). Boxes that do not fit are shrunk
   to fit. `min_scale >= 1` (with ratio (1, 1)) returns the images unchanged."""
   if not 0 < min_scale <= 1:
     raise ValueError(f"random resized crop min_scale must be in (0, 1], got {min_scale}")
   n, h, w, _ = images.shape
-  area = rng.uniform(min_scale, 1.0, n) * h * w
-  aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), n))
+  area = _draw(images, rows, lambda m: rng.uniform(min_scale, 1.0, m)) * h * w
+  aspect = np.exp(_draw(images, rows, lambda m: rng.uniform(np.log(ratio[0]), np.log(ratio[1]), m)))
   bw = np.minimum(np.sqrt(area * aspect), w)
   bh = np.minimum(np.sqrt(area / aspect), h)
-  top = rng.uniform(0, 1, n) * (h - bh)
-  left = rng.uniform(0, 1, n) * (w - bw)
+  top = _draw(images, rows, lambda m: rng.uniform(0, 1, m)) * (h - bh)
+  left = _draw(images, rows, lambda m: rng.uniform(0, 1, m)) * (w - bw)
   return crop_and_resize(images, np.stack([top, left, bh, bw], axis=1))
 
 
 def augment_images(rng: np.random.Generator, images: np.ndarray, *, crop_padding: int = 0,
-                   flip: bool = False, resized_crop_min_scale: float = 0.0) -> np.ndarray:
+                   flip: bool = False, resized_crop_min_scale: float = 0.0,
+                   rows: tuple[int, int] | None = None) -> np.ndarray:
   """Random resized crop (if `resized_crop_min_scale` > 0), random crop with padding, then horizontal
-  flip, as the config asks."""
+  flip, as the config asks. `rows = (offset, global_size)`: `images` are rows offset.. of a global
+  batch (this process's slice), augmented as they would be in the whole batch."""
   if images.ndim != 4:
     raise ValueError(f"augmentation expects NHWC images, got shape {images.shape}")
   if resized_crop_min_scale:
-    images = random_resized_crop(rng, images, resized_crop_min_scale)
-  images = random_crop_with_padding(rng, images, crop_padding)
+    images = random_resized_crop(rng, images, resized_crop_min_scale, rows=rows)
+  images = random_crop_with_padding(rng, images, crop_padding, rows=rows)
   if flip:
-    images = random_flip(rng, images)
+    images = random_flip(rng, images, rows=rows)
   return images

@@ -48,12 +48,16 @@ class TrainBatches:
       self._epoch = epoch
       self._perm = (np.arange(len(self.ds)) if self.order == "sequential"
                     else np.random.default_rng([self.seed, epoch]).permutation(len(self.ds)))
+    # Sort the global batch, then slice it: row j of the global batch is the same example (with
+    # the same augmentation and, on the device, the same dropout mask) on any process layout.
     local = self.batch_size // self.process_count
-    start = i * self.batch_size + self.process_index * local
-    batch = self.ds[np.sort(self._perm[start:start + local])]
+    offset = self.process_index * local
+    rows = np.sort(self._perm[i * self.batch_size:(i + 1) * self.batch_size])
+    batch = self.ds[rows[offset:offset + local]]
     if self.augment and "image" in batch:
       rng = np.random.default_rng([self.seed, step, 1])
-      batch["image"] = augment_images(rng, batch["image"], **self.augment)
+      batch["image"] = augment_images(rng, batch["image"], **self.augment,
+                                      rows=(offset, self.batch_size))
     return batch
 
 

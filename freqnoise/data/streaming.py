@@ -59,8 +59,9 @@ class _Plan:
     cached = self._rows
     if cached is None or cached[0] != step:
       epoch, i = divmod(step, self.steps_per_epoch)
-      start = i * self.batch_size + self.process_index * self.local
-      cached = self._rows = (step, np.sort(self.permutation(epoch)[start:start + self.local]))
+      rows = np.sort(self.permutation(epoch)[i * self.batch_size:(i + 1) * self.batch_size])
+      offset = self.process_index * self.local  # the global batch sorted, then sliced
+      cached = self._rows = (step, rows[offset:offset + self.local])
     return cached[1]
 
 
@@ -78,8 +79,8 @@ class _ReadExample:
 class _Augment:
   """Grain map on a batch: (steps, examples) -> (step, examples augmented with step's draw)."""
 
-  def __init__(self, seed: int, augment: dict):
-    self.seed, self.augment = seed, augment
+  def __init__(self, seed: int, augment: dict, rows: tuple[int, int]):
+    self.seed, self.augment, self.rows = seed, augment, rows  # rows: (offset, global batch size)
 
   def __call__(self, batch: tuple[np.ndarray, dict]) -> tuple[int, dict]:
     steps, examples = batch
@@ -87,7 +88,7 @@ class _Augment:
     examples = dict(examples)
     if self.augment and "image" in examples:
       rng = np.random.default_rng([self.seed, step, 1])  # TrainBatches' draw for this step
-      examples["image"] = augment_images(rng, examples["image"], **self.augment)
+      examples["image"] = augment_images(rng, examples["image"], **self.augment, rows=self.rows)
     return step, examples
 
 
@@ -143,7 +144,8 @@ class StreamingBatches:
     ds = (grain.MapDataset.range(start * local, max(start, stop) * local)
           .map(_ReadExample(self.plan, self.source))
           .batch(local)
-          .map(_Augment(self.plan.seed, self.augment)))
+          .map(_Augment(self.plan.seed, self.augment,
+                        (self.plan.process_index * local, self.plan.batch_size))))
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=self.read_threads,
                                               prefetch_buffer_size=max(2, 2 * self.read_threads)))
     if self.num_workers:

@@ -116,6 +116,11 @@ def _check(config, settings: dict) -> None:
     raise ValueError(f"output must be a file name (or ''), got {settings['output']!r}")
   if draws % chunk:
     raise ValueError(f"draws_per_chunk={chunk} must divide num_draws={draws}")
+  processes = config.get("num_processes", 1)
+  if processes > 1 and chunk % processes:
+    raise ValueError(f"draws_per_chunk (= num_draws when 0) = {chunk} is not divisible by "
+                     f"config.num_processes={processes}: draws are sharded over every process's "
+                     "devices")
   devices = planned_devices(config)
   if devices and chunk % devices:
     raise ValueError(f"draws_per_chunk (= num_draws when 0) = {chunk} must be a multiple of the "

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.stats
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from freqnoise import rng
+from freqnoise import rng, sharding
 from freqnoise.robust.voting import cumulative_votes
 
 # apply_fn(variables, inputs [B, ...], snr_db, key, program_key, mask [B]) -> logits [B, C]
@@ -225,6 +225,8 @@ def _mc_correct_counts(apply_fn, variables, images, labels, snrs, key, *, num_ch
             jnp.zeros((3, num_chunks * chunk), jnp.int32))
   batch_ids = jnp.arange(images.shape[0], dtype=jnp.int32)
   totals, _ = jax.lax.scan(batch_step, totals, (images, labels, batch_ids))
+  if mesh is not None:  # gathered once, here: every process (of a multi-host run) holds them all
+    totals = jax.lax.with_sharding_constraint(totals, NamedSharding(mesh, PartitionSpec()))
   return totals
 
 
@@ -273,10 +275,9 @@ def mc_accuracy(apply_fn: ApplyFn, variables: Any, images: np.ndarray, labels: n
   # Draws are sharded only when the devices divide them; everything else is replicated.
   draw_mesh = mesh if mesh.size > 1 and chunk % mesh.size == 0 else None
   static = np.isposinf(snrs) if static_at_inf else np.zeros(len(snrs), bool)
-  replicated = NamedSharding(mesh, PartitionSpec())
   batched_images, batched_labels = _batched(images, labels, batch_size)
-  variables, batched_images, batched_labels, snrs_dev, key = jax.device_put(
-      (variables, batched_images, batched_labels, jnp.asarray(snrs[~static]), key), replicated)
+  variables, batched_images, batched_labels, snrs_dev, key = sharding.put_replicated(
+      (variables, batched_images, batched_labels, snrs[~static], key), mesh)
   noisy, fixed = _mc_correct_counts(apply_fn, variables, batched_images, batched_labels, snrs_dev,
                                     key, num_chunks=num_draws // chunk, chunk=chunk,
                                     mesh=draw_mesh, with_static=bool(static.any()))

@@ -35,7 +35,24 @@ def test_process_slices_partition_the_global_batch(processes, step):
     return
   parts = [TrainBatches(ds, 8, seed=1, process_index=i, process_count=processes)[step]["x"]
            for i in range(processes)]
-  assert sorted(np.concatenate(parts)) == sorted(whole)
+  # in order, not only the same set: row j of a global batch (and with it its augmentation and
+  # dropout mask) is the same example on any process layout
+  np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("pipeline", ["memory", "grain"])
+def test_process_slices_are_augmented_as_in_the_whole_batch(pipeline):
+  from freqnoise.data.streaming import StreamingBatches
+  images = np.random.default_rng(0).integers(0, 255, (24, 6, 6, 3)).astype(np.uint8)
+  ds = ArrayDataset({"image": images, "label": np.arange(24)})
+  settings = dict(crop_padding=2, flip=True, resized_crop_min_scale=0.5)
+  make = TrainBatches if pipeline == "memory" else StreamingBatches
+  for step in (0, 3):
+    whole = make(ds, 8, seed=2, augment=settings)[step]
+    parts = [make(ds, 8, seed=2, augment=settings, process_index=i, process_count=2)[step]
+             for i in range(2)]
+    for k in ("image", "label"):
+      np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k])
 
 
 def test_eval_batches_pad_and_mask():
