@@ -1,0 +1,58 @@
+"""The Imagenette table of experiments/frequency_domain/README.md (results/imagenette_*.json, one
+file per variant and seed: `imagenette_<variant>.json` is seed 0, `..._seed<N>.json` seed N).
+
+Loaded by experiments/tables.py, which calls `register(kit)` with its registry and helpers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+PAPER = "frequency_domain"
+ORDER = ("spatial112", "dct24", "dct32", "dct48", "dct64", "dct192", "gate", "learned24",
+         "spatial224")
+LABELS = {"spatial112": "spatial112 (224² resized to 112², stem)",
+          "dct24": "dct24 (0.5× spatial112's input)", "dct32": "dct32", "dct48": "dct48",
+          "dct64": "dct64", "dct192": "dct192 (all channels)",
+          "gate": "gate (λ = 0.2, all 192 gated)", "learned24": "learned24 (gate's top-24, static)",
+          "spatial224": "spatial224 (full image, 4× the FLOPs)"}
+# The paper's ResNet-50 top-1 on ImageNet (its Table; DCT-32 and DCT-48 not reported for ResNet-50).
+PAPER_ANALOGUE = {"spatial112": "RGB 224²: 75.78", "dct24": "DCT-24: 76.79",
+                  "dct64": "DCT-64: 77.16", "learned24": "its learned subsets (heat map)"}
+FILE = re.compile(r"^imagenette_(.+?)(?:_seed(\d+))?\.json$")
+
+
+def runs(t) -> dict[str, dict[int, dict]]:
+  """{variant: {seed: result}}."""
+  out: dict[str, dict[int, dict]] = {}
+  for path in t._results(PAPER, "imagenette_*.json"):
+    m = FILE.match(os.path.basename(path))
+    if m:
+      out.setdefault(m.group(1), {})[int(m.group(2) or 0)] = t._read(path)
+  return out
+
+
+def register(t) -> None:
+  @t.table("freq_imagenette")
+  def freq_imagenette() -> str:
+    """Top-1 per seed, mean and spread (max − min), input size, FLOPs, run length."""
+    found = runs(t)
+    header = ["variant", "top-1 (%) per seed", "mean (spread)", "paper's analogue (ResNet-50)",
+              "input per image (elements)", "forward MFLOPs", "params", "steps (epochs)",
+              "train wall (min, mean)"]
+    rows = []
+    for v in [v for v in ORDER if v in found] + sorted(set(found) - set(ORDER)):
+      seeds = found[v]
+      top = [100 * seeds[s]["test_top1"] for s in sorted(seeds)]
+      r = seeds[min(seeds)]
+      spread = f" ({max(top) - min(top):.2f})" if len(top) > 1 else ""
+      shape = "x".join(str(s) for s in r["input_shape"])
+      rows.append([LABELS.get(v, v), " / ".join(f"{x:.2f}" for x in top),
+                   f"{np.mean(top):.2f}{spread}", PAPER_ANALOGUE.get(v, "—"),
+                   f"{shape} = {r['input_elements']:,}", f"{r['forward_flops'] / 1e6:.1f}",
+                   f"{r['params']:,}", f"{r['steps']} ({r['epochs']})",
+                   f"{np.mean([s['train_seconds'] for s in seeds.values()]) / 60:.1f}"])
+    return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
