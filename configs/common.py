@@ -110,6 +110,44 @@ def montecarlo_block(num_draws: int = 8, batch_size: int = 500) -> ml_collection
   return m
 
 
+def variant_input(variant: str) -> ml_collections.ConfigDict:
+  """The frequency configs' input block: 'spatial...' -> normalised pixels; 'dctN' -> the N-channel
+  preset of the block DCT; 'gate' -> all 192 channels (for the learned gate)."""
+  block = ml_collections.ConfigDict()
+  if variant.startswith("spatial"):
+    block.name = "spatial"       # normalised pixels
+    block.normalize = True       # per-channel mean/std from the train split
+    return block
+  block.name = "dct"             # 8x8 block DCT of YCbCr (freqnoise.freq)
+  block.channels = 192 if variant == "gate" else int(variant[3:])  # preset size or index list
+  block.chroma = "444"           # full-resolution chroma (DCTNet's upscaled pipeline)
+  block.pad = False              # image sides are multiples of 8
+  block.normalize = True         # per-channel mean/std of the coefficients, train split
+  return block
+
+
+def adamw_cosine(c: ml_collections.ConfigDict, warmup_steps: int) -> None:
+  """The frequency configs' optimizer: AdamW 2e-3, weight decay 5e-4, warm-up, cosine to 0."""
+  c.optimizer.name = "adamw"         # decoupled weight decay
+  c.optimizer.learning_rate = 2e-3   # peak rate after warm-up
+  c.optimizer.schedule = "cosine"    # to 0 at the end
+  c.optimizer.warmup_steps = warmup_steps  # linear warm-up
+  c.optimizer.weight_decay = 5e-4    # decoupled weight decay
+
+
+def shrink_to_tiny_freq(c: ml_collections.ConfigDict) -> None:
+  """A frequency config's seconds-long test variant (tests point data.source at a small folder)."""
+  c.data.image_size = 16           # 16x16 images (2x2 DCT blocks)
+  if "width" in c.model:
+    c.model.width = 4              # 4 channels at layer1
+  c.model.gate_anneal_steps = 4    # anneal over the whole run
+  c.optimizer.warmup_steps = 0     # no warm-up
+  c.data.batch_size = 8            # small batches
+  c.data.eval_batch_size = 16      # small evaluation batches ...
+  c.data.limit_test = 32           # ... over 32 images
+  brief_run(c, 4)                  # 4 steps, logged twice, evaluated and checkpointed at the end
+
+
 def brief_run(c: ml_collections.ConfigDict, steps: int, *, logs: int = 2, evals: int = 1,
               checkpoints: int = 1) -> None:
   """The schedule of a seconds-long test variant: `steps` training steps, logged `logs` times,

@@ -30,7 +30,8 @@ small folder).
 
 import ml_collections
 
-from configs.common import base_config, brief_run, check_choice, parse_arg
+from configs.common import (adamw_cosine, base_config, check_choice, parse_arg,
+                            shrink_to_tiny_freq, variant_input)
 
 VARIANTS = ("spatial112", "spatial224", "dct24", "dct32", "dct48", "dct64", "dct192", "gate")
 MODELS = ("resnet18", "mobilenet_v2")
@@ -64,34 +65,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   else:
     c.model.dropout = 0.2            # before the classifier, as published
 
-  if variant.startswith("spatial"):
-    c.input.name = "spatial"         # normalised pixels
-  else:
-    c.input = ml_collections.ConfigDict()
-    c.input.name = "dct"             # 8x8 block DCT of YCbCr (freqnoise.freq)
-    c.input.channels = 192 if variant == "gate" else int(variant[3:])  # preset size
-    c.input.chroma = "444"           # full-resolution chroma (DCTNet's upscaled pipeline)
-    c.input.pad = False              # 224 is a multiple of 8
-    c.input.normalize = True         # per-channel mean/std of the coefficients, train split
-
-  c.optimizer.name = "adamw"         # decoupled weight decay
-  c.optimizer.learning_rate = 2e-3   # peak rate after warm-up
-  c.optimizer.schedule = "cosine"    # to 0 at the end
-  c.optimizer.warmup_steps = 50      # linear warm-up
-  c.optimizer.weight_decay = 5e-4    # decoupled weight decay
+  c.input = variant_input(variant)   # pixels, or the variant's DCT channels
+  adamw_cosine(c, warmup_steps=50)  # AdamW 2e-3, weight decay 5e-4, cosine
   c.num_epochs = 8                   # 744 steps of 64 over 6,000 images
   c.log_every = 31                   # progress lines: 3 an epoch
   c.eval_every = 100_000             # evaluate once, at the end
   c.checkpoint_every = 93            # one checkpoint an epoch
 
   if args.tiny:  # seconds: tests point data.source at a small synthetic image folder
-    c.data.image_size = 16           # 16x16 images (2x2 DCT blocks)
-    if args.model == "resnet18":
-      c.model.width = 4              # 4 channels at layer1
-    c.model.gate_anneal_steps = 4    # anneal over the whole run
-    c.optimizer.warmup_steps = 0     # no warm-up
-    c.data.batch_size = 8            # small batches
-    c.data.eval_batch_size = 16      # small evaluation batches ...
-    c.data.limit_test = 32           # ... over 32 images
-    brief_run(c, 4)                  # 4 steps, logged twice, evaluated and checkpointed at the end
+    shrink_to_tiny_freq(c)           # 16x16 images, width 4, 4 steps
   return c

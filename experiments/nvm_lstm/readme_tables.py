@@ -41,6 +41,32 @@ def runs(t, task: str) -> dict[str, dict[int, dict]]:
   return out
 
 
+def _adc_range(q: dict) -> str:
+  return {"dynamic": "each product's own max (dynamic)", "tracked": "EMA of the max (tracked)",
+          "fixed": f"fixed ±{q['adc_bound']:g}",
+          "learned": f"learned step (LSQ) from ±{q['adc_bound']:g}"}[q["adc_mode"]]
+
+
+def _training_bits(q: dict) -> str:
+  """'4 throughout', or the bits schedule: '8 → 6 → 4 (from steps 0, 312, 624)'."""
+  stages = [p.split(":") for p in q.get("bits_schedule", "").split(",") if p]
+  if not stages:
+    return f"{q['adc_bits']} throughout"
+  return (" → ".join([b for b, _ in stages] + [str(q["adc_bits"])]) + " (from steps 0, "
+          + ", ".join(u for _, u in stages) + ")")
+
+
+def _recipe_table(t, task: str, header: list[str], cells) -> str:
+  """One row per results/<task>_recipe_*.json: cells(quant config, final metrics), steps, file."""
+  header = header + ["steps", "result file"]
+  rows = []
+  for path in t._results(PAPER, f"{task}_recipe_*.json"):
+    r = t._read(path)
+    rows.append(cells(r["config"]["quant"], r["final_metrics"])
+                + [f"{r['final_metrics']['steps']:,}", f"`results/{os.path.basename(path)}`"])
+  return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
+
+
 def register(t) -> None:
   """Registers this paper's tables, and its row of the top-level summary, in `t` (the kit of
   experiments/tables.py)."""
@@ -53,43 +79,25 @@ def register(t) -> None:
   @t.table("nvm_seqmnist_recipes")
   def nvm_seqmnist_recipes() -> str:
     """4/4/4 on sequential MNIST, seed 0, 2 epochs: which converter ranges work."""
-    header = ["weights", "ADC range", "bits in training", "test accuracy (%)", "steps",
-              "result file"]
-    rows = []
-    for path in t._results(PAPER, "seqmnist_recipe_*.json"):
-      r = t._read(path)
-      q, m = r["config"]["quant"], r["final_metrics"]
+    def cells(q, m):
       weights = ("per output column" if q["weight_per_channel"] else "per tensor") + (
           ", learned (LSQ)" if q["weight_mode"] == "learned" else ", own max\\|W\\|")
-      adc = {"dynamic": "each product's own max (dynamic)", "tracked": "EMA of the max (tracked)",
-             "fixed": f"fixed ±{q['adc_bound']:g}",
-             "learned": f"learned step (LSQ) from ±{q['adc_bound']:g}"}[q["adc_mode"]]
-      stages = [p.split(":") for p in q.get("bits_schedule", "").split(",") if p]
-      bits = (" → ".join([b for b, _ in stages] + [str(q["adc_bits"])]) + " (from steps 0, "
-              + ", ".join(u for _, u in stages) + ")") if stages else f"{q['adc_bits']} throughout"
-      rows.append([weights, adc, bits, f"{100 * m['test_accuracy']:.2f}", f"{m['steps']:,}",
-                   f"`results/{os.path.basename(path)}`"])
-    return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
+      return [weights, _adc_range(q), _training_bits(q), f"{100 * m['test_accuracy']:.2f}"]
+    return _recipe_table(t, "seqmnist", ["weights", "ADC range", "bits in training",
+                                         "test accuracy (%)"], cells)
 
   @t.table("nvm_ptb_recipes")
   def nvm_ptb_recipes() -> str:
     """PTB runs outside the bits sweep (seed 0, one epoch): the ADC range mode, and 16 bits."""
-    header = ["weights / DAC / ADC bits", "ADC range", "test perplexity", "vs float seed 0 (%)",
-              "steps", "result file"]
     base = runs(t, "ptb").get("float", {}).get(0)
-    rows = []
-    for path in t._results(PAPER, "ptb_recipe_*.json"):
-      r = t._read(path)
-      q, m = r["config"]["quant"], r["final_metrics"]
-      adc = {"tracked": "EMA of the max (tracked)",
-             "learned": f"learned step (LSQ) from ±{q['adc_bound']:g}"}.get(q["adc_mode"],
-                                                                          q["adc_mode"])
+
+    def cells(q, m):
       gap = (f"{100 * (m['test_perplexity'] / base['final_metrics']['test_perplexity'] - 1):+.1f}"
              if base else "—")
-      rows.append([f"{q['weight_bits']} / {q['dac_bits']} / {q['adc_bits']}", adc,
-                   f"{m['test_perplexity']:.2f}", gap, f"{m['steps']:,}",
-                   f"`results/{os.path.basename(path)}`"])
-    return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
+      return [f"{q['weight_bits']} / {q['dac_bits']} / {q['adc_bits']}", _adc_range(q),
+              f"{m['test_perplexity']:.2f}", gap]
+    return _recipe_table(t, "ptb", ["weights / DAC / ADC bits", "ADC range", "test perplexity",
+                                    "vs float seed 0 (%)"], cells)
 
   @t.table("nvm_seqmnist_bits")
   def nvm_seqmnist_bits() -> str:

@@ -106,6 +106,15 @@ def _read_split(root: str, split: str, image_size: int | None, verbose: bool):
   return np.stack(images), classes
 
 
+def class_names_of(root: str, classes: list[str]) -> list[str]:
+  """The class order: `root/wnids.txt` (Tiny-ImageNet's) if present, else the sorted class folders."""
+  wnids = os.path.join(root, "wnids.txt")
+  if os.path.isfile(wnids):
+    with open(wnids) as f:
+      return [line.strip() for line in f if line.strip()]
+  return sorted(set(classes))
+
+
 def _cache_path(cache_dir: str, root: str, splits: tuple[str, ...], image_size) -> str:
   stamp = [os.path.abspath(root), repr(splits), repr(image_size)]
   for split in splits:
@@ -136,12 +145,7 @@ def load_image_folder(root: str, *, train_split: str = "train", test_split: str 
     print(f"decoding images under {root} (cached afterwards)", flush=True)
   train_images, train_classes = _read_split(root, train_split, image_size, verbose)
   test_images, test_classes = _read_split(root, test_split, image_size, verbose)
-  wnids = os.path.join(root, "wnids.txt")
-  if os.path.isfile(wnids):
-    with open(wnids) as f:
-      names = [line.strip() for line in f if line.strip()]
-  else:
-    names = sorted(set(train_classes))
+  names = class_names_of(root, train_classes)
   index = {c: i for i, c in enumerate(names)}
   unknown = sorted(set(train_classes + test_classes) - set(index))
   if unknown:

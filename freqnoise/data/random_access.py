@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from freqnoise.data.dataset import ArrayDataset
-from freqnoise.data.images import _EXTENSIONS, _decode, _split_sources
+from freqnoise.data.images import _EXTENSIONS, _decode, _split_sources, class_names_of
 
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")  # gzip, bzip2, xz
 
@@ -101,14 +101,8 @@ class ImageFolderSource:
       raise ValueError(f"{root}: split {split!r} holds no images ({', '.join(self.containers)})")
     self.members = sorted(found)
     classes = [self._class_of(path, annotations) for path in self.members]
-    if class_names is None:
-      wnids = os.path.join(root, "wnids.txt")
-      if os.path.isfile(wnids):
-        with open(wnids) as f:
-          class_names = [line.strip() for line in f if line.strip()]
-      else:
-        class_names = sorted(set(classes))
-    self.class_names = list(class_names)
+    self.class_names = list(class_names if class_names is not None
+                            else class_names_of(root, classes))
     index = {name: i for i, name in enumerate(self.class_names)}
     unknown = sorted(set(classes) - set(index))
     if unknown:
