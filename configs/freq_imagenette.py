@@ -12,9 +12,10 @@ FLOPs):
   * `spatial224`: the full image, usual stem.
 Training is the same for all: random resized crop (area 25-100%) + flip on the decoded pixels
 (before the DCT; at 112x112 for spatial112), the whole image at test; AdamW 2e-3, cosine, the same
-epochs. `model=mobilenet_v2` swaps ResNet-18 for MobileNetV2 (width 1.0; its frequency stem takes
-the DCT grid where its spatial stem would deliver 112x112 from 224, so its DCT variants here see a
-28x28 grid against spatial112's 56x56 after the stem: not the paper's matched setting).
+epochs. `model=mobilenet_v2` swaps ResNet-18 for MobileNetV2 (width 1.0), whose spatial stem
+halves the image (112² -> 56² at the first block) where ResNet's quarters it: its DCT variants
+therefore read the image upscaled to 448² (bilinear, as DCTNet upscales for MobileNetV2), so the
+first block sees 56x56 in both, and spatial224 sees 112x112.
 
 Command (one variant):
   python -m freqnoise.main --config=configs/freq_imagenette.py:variant=dct24 --workdir=runs/freq/inette_dct24
@@ -47,6 +48,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.source = "imagefolder:../shared/data/imagenette"  # train.tar.gz / val.tar.gz
   c.data.test_split = "val"          # Imagenette's val split (3,925 images) is the test set
   c.data.image_size = 112 if variant == "spatial112" else 224  # decoded (and resized) side
+  if args.model == "mobilenet_v2" and not variant.startswith("spatial"):
+    c.data.image_size = 448          # upscaled: DCT grid 56x56 = MobileNetV2's stem on 112²
   c.data.batch_size = 64             # training images per step
   c.data.eval_batch_size = 125       # val images per evaluation batch
   c.data.augment.resized_crop_min_scale = 0.25  # random resized crop, area fraction 0.25-1

@@ -61,13 +61,16 @@ def test_tiny_gate_config_trains_and_records_gate_statistics(tmp_path):
 
 def test_imagenette_protocol_halved():
   """Every variant but spatial224 reaches layer1 on a 28x28 grid: 112² through the stem's 4x, or
-  the DCT of 224² (8x); MobileNetV2 takes the same inputs."""
+  the DCT of 224² (8x); MobileNetV2's first block sees 56x56 in both."""
   sides = {v: freq_imagenette.get_config(f"variant={v}").data.image_size
            for v in freq_imagenette.VARIANTS}
   assert sides == {"spatial112": 112, **{v: 224 for v in freq_imagenette.VARIANTS[1:]}}
   c = freq_imagenette.get_config("variant=dct24,model=mobilenet_v2")
   assert (c.model.name, c.model.stem, c.input.channels, c.model.get("width")) == (
       "mobilenet_v2", "frequency", 24, None)
+  # MobileNetV2's stem halves 112² to 56²: its DCT variants read 448² (a 56x56 grid).
+  assert c.data.image_size // 8 == freq_imagenette.get_config(
+      "variant=spatial112,model=mobilenet_v2").data.image_size // 2 == 56
   gate = freq_imagenette.get_config("variant=gate")
   assert gate.model.gate and gate.input.channels == 192
   assert gate.model.gate_anneal_steps == gate.num_epochs * (6000 // gate.data.batch_size)
