@@ -36,6 +36,20 @@ def runs(t) -> dict[str, dict[int, dict]]:
 
 
 def register(t) -> None:
+  @t.summary_row
+  def summary() -> list[str]:
+    found = runs(t)
+
+    def mean(v: str) -> str:
+      seeds = found.get(v)
+      if not seeds:
+        return "pending"
+      top = [100 * r["test_top1"] for r in seeds.values()]
+      return f"{np.mean(top):.2f}% ({len(top)} seed{'s' if len(top) > 1 else ''})"
+    return ["Imagenette (224 px), ResNet-18 at width 16, 8 epochs: the paper's protocol halved",
+            f"spatial 112² {mean('spatial112')}, DCT-24 {mean('dct24')}, DCT-64 {mean('dct64')}",
+            f"`experiments/{PAPER}/results/imagenette_*.json`"]
+
   @t.table("freq_imagenette")
   def freq_imagenette() -> str:
     """Top-1 per seed, mean and spread (max − min), input size, FLOPs, run length."""
