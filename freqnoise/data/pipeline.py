@@ -21,6 +21,24 @@ from freqnoise.data.dataset import ArrayDataset
 ORDERS = ("shuffled", "sequential")  # training batch orders (see the module docstring)
 
 
+def epoch_order(num_examples: int, seed: int, epoch: int, order: str) -> np.ndarray:
+  """The example order of one epoch: seeded per-epoch permutation, or 0..n-1 ('sequential')."""
+  if order == "sequential":
+    return np.arange(num_examples)
+  return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def process_rows(perm: np.ndarray, i: int, batch_size: int, process_index: int,
+                 process_count: int) -> tuple[np.ndarray, int]:
+  """This process's rows of the epoch's batch `i`, and their offset in the global batch. The
+  global batch is sorted, then sliced: row j of it is the same example (with the same
+  augmentation and, on the device, the same dropout mask) on any process layout."""
+  local = batch_size // process_count
+  offset = process_index * local
+  rows = np.sort(perm[i * batch_size:(i + 1) * batch_size])
+  return rows[offset:offset + local], offset
+
+
 class TrainBatches:
   """Training batches indexed by step: `batches[step]` -> this process's slice of the global batch."""
 
@@ -46,14 +64,10 @@ class TrainBatches:
     epoch, i = divmod(step, self.steps_per_epoch)
     if epoch != self._epoch:
       self._epoch = epoch
-      self._perm = (np.arange(len(self.ds)) if self.order == "sequential"
-                    else np.random.default_rng([self.seed, epoch]).permutation(len(self.ds)))
-    # Sort the global batch, then slice it: row j of the global batch is the same example (with
-    # the same augmentation and, on the device, the same dropout mask) on any process layout.
-    local = self.batch_size // self.process_count
-    offset = self.process_index * local
-    rows = np.sort(self._perm[i * self.batch_size:(i + 1) * self.batch_size])
-    batch = self.ds[rows[offset:offset + local]]
+      self._perm = epoch_order(len(self.ds), self.seed, epoch, self.order)
+    rows, offset = process_rows(self._perm, i, self.batch_size, self.process_index,
+                                self.process_count)
+    batch = self.ds[rows]
     if self.augment and "image" in batch:
       rng = np.random.default_rng([self.seed, step, 1])
       batch["image"] = augment_images(rng, batch["image"], **self.augment,

@@ -24,7 +24,7 @@ from absl import flags
 
 from freqnoise.data.augment import augment_images
 from freqnoise.data.dataset import ArrayDataset
-from freqnoise.data.pipeline import ORDERS
+from freqnoise.data.pipeline import ORDERS, epoch_order, process_rows
 from freqnoise.data.random_access import ArraySource
 
 PIPELINES = ("memory", "grain")  # config.data.pipeline: TrainBatches | StreamingBatches
@@ -49,9 +49,7 @@ class _Plan:
   def permutation(self, epoch: int) -> np.ndarray:
     cached = self._perm
     if cached is None or cached[0] != epoch:
-      perm = (np.arange(self.num_examples) if self.order == "sequential"
-              else np.random.default_rng([self.seed, epoch]).permutation(self.num_examples))
-      cached = self._perm = (epoch, perm)
+      cached = self._perm = (epoch, epoch_order(self.num_examples, self.seed, epoch, self.order))
     return cached[1]
 
   def rows(self, step: int) -> np.ndarray:
@@ -59,9 +57,9 @@ class _Plan:
     cached = self._rows
     if cached is None or cached[0] != step:
       epoch, i = divmod(step, self.steps_per_epoch)
-      rows = np.sort(self.permutation(epoch)[i * self.batch_size:(i + 1) * self.batch_size])
-      offset = self.process_index * self.local  # the global batch sorted, then sliced
-      cached = self._rows = (step, rows[offset:offset + self.local])
+      rows, _ = process_rows(self.permutation(epoch), i, self.batch_size, self.process_index,
+                             self.process_count)
+      cached = self._rows = (step, rows)
     return cached[1]
 
 

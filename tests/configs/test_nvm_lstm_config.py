@@ -26,8 +26,7 @@ SHAPING = ("quant", "train_noise", "model", "optimizer", "data", "num_epochs", "
 ])
 def test_variants_are_the_recorded_runs(arg, result):
   path = RESULTS / result
-  if not path.is_file():
-    pytest.skip(f"{path.name} not recorded yet")
+  assert path.is_file(), f"{path.name}: experiments/nvm_lstm/run.sh records it"
   recorded = json.loads(path.read_text())["config"]
   ours = json.loads(nvm_lstm.get_config(arg).to_json())
   for key in SHAPING:
