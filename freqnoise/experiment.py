@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from freqnoise import rng, sharding
+from freqnoise import objectives, rng, sharding
 from freqnoise.adversarial import training_settings
 from freqnoise.analog.bits_schedule import check_bits_schedule, parse_bits_schedule, with_bits
 from freqnoise.analog.noise import NoiseConfig, noise_from_config
@@ -92,7 +92,11 @@ def check_config(config: ml_collections.ConfigDict):
                             "config.data.eval_batch_size")
   check_source(config.data)
   build_model(config.model, num_classes=2, noise=train_noise, quant=quant)  # (classes: any)
-  training_settings(config)  # config.adversarial
+  objective = objectives.name_of(config)
+  objectives.lookup(objective)  # config.loss
+  if training_settings(config) is not None and objective != "cross_entropy":  # config.adversarial
+    raise ValueError(f"config.adversarial (adversarial training) needs config.loss="
+                     f"'cross_entropy', not {objective!r}")
   for field in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
     value = config.get(field, 1)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -120,6 +124,7 @@ class Experiment:
     # take the SNR from their grid and everything else from here.
     self.eval_noise_spec = noise_from_config(config.get("eval_noise"), keep_off=True) or NoiseConfig()
     self.order = config.data.get("order", "shuffled")
+    self.objective = objectives.name_of(config)  # what the train step minimises (config.loss)
     self.splits = splits if splits is not None else load_splits(config.data, seed=config.seed)
     fields = self.splits.train.fields()  # an ArrayDataset's arrays, or a lazy split's fields
     for key in (self.input_key, self.label_key):
@@ -238,14 +243,16 @@ class Experiment:
 
   # ----------------------------------------------------------------------------- forward
   def forward(self, variables: dict, x: jax.Array, *, train: bool, noise: NoiseConfig | None,
-              rngs: dict, mutable: list | bool = False, model: flax.linen.Module | None = None):
+              rngs: dict, mutable: list | bool = False, model: flax.linen.Module | None = None,
+              **model_kwargs):
     """Transform raw input `x`, then run `model` (default: the configured one; a bits-schedule
-    stage is one of `stage_models`) with `noise` (None = noiseless)."""
+    stage is one of `stage_models`) with `noise` (None = noiseless); `model_kwargs` go to the
+    model's call (a detector's `targets` or image `size`)."""
     variables = dict(variables)
     stats = variables.pop(INPUT_STATS)
     model = (self.model if model is None else model).clone(noise=noise)
     return model.apply(variables, self.transform(stats, x), train=train, rngs=rngs,
-                       mutable=mutable)
+                       mutable=mutable, **model_kwargs)
 
   def predict(self, variables: dict, x: jax.Array, *, noise: NoiseConfig | None, key: jax.Array,
               program_key: jax.Array | None = None, carry: Any = None,

@@ -14,7 +14,8 @@ shifts another's numbers. Streams a model may ask for with `make_rng`:
 * `noise`   output noise and read (per-product) weight noise: fresh at every product call;
 * `program` programming weight noise: one realisation of the weights per model instance (per
   Monte Carlo draw / per eval pass / per training step), the same for every batch and time step;
-* `gumbel`  the frequency gate's Gumbel samples.
+* `gumbel`  the frequency gate's Gumbel samples;
+* `sampling` training-target sampling (Mask R-CNN's anchor and RoI samplers).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import zlib
 
 import jax
 
-STREAMS = ("params", "dropout", "noise", "program", "gumbel")
+STREAMS = ("params", "dropout", "noise", "program", "gumbel", "sampling")
 
 
 def named_key(key: jax.Array, name: str) -> jax.Array:

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from freqnoise import distributed, evaluators, rng, sharding, workdir as run_folder
+from freqnoise import distributed, evaluators, objectives, rng, sharding, workdir as run_folder
 from freqnoise.adversarial import perturb_batch, training_settings
 from freqnoise.init_from import initialize_from
 from freqnoise.analog.noise import sample_training_noise
@@ -29,7 +29,6 @@ from freqnoise.data.pipeline import TrainBatches, prefetch
 from freqnoise.data.streaming import StreamingBatches
 from freqnoise.experiment import (CARRY, INPUT_STATS, TRANSIENT_COLLECTIONS, Experiment, TrainState,
                                   check_config, past_end_message)
-from freqnoise.losses import correct_count, cross_entropy, loss_terms
 from freqnoise.metrics import MetricWriter, Progress, strict_json
 
 
@@ -38,7 +37,9 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def make_train_step(experiment: Experiment) -> Callable:
-  smoothing = experiment.config.get("label_smoothing", 0.0)
+  objective = objectives.lookup(experiment.objective)
+  settings = {"label_key": experiment.label_key,
+              "label_smoothing": experiment.config.get("label_smoothing", 0.0)}
   label_key, input_key = experiment.label_key, experiment.input_key
   adversarial = training_settings(experiment.config)  # None: clean training
 
@@ -51,19 +52,17 @@ def make_train_step(experiment: Experiment) -> Callable:
     step_key = jax.random.fold_in(train_key, state.step)
     rngs = rng.stream_keys(step_key)
     noise = sample_training_noise(rng.named_key(rngs["noise"], "snr"), experiment.train_noise)
-    labels, x = batch[label_key], batch[input_key]
+    x = batch[input_key]
     if adversarial is not None:  # Madry et al.: train on adversarial examples of this model
       x = perturb_batch(experiment, {"params": state.params, **model_state, INPUT_STATS: stats},
-                        x, labels, noise, rng.named_key(step_key, "attack"), adversarial)
+                        x, batch[label_key], noise, rng.named_key(step_key, "attack"), adversarial)
 
     def loss_fn(params, model=None):
       variables = {"params": params, **model_state, INPUT_STATS: stats}
-      logits, updates = experiment.forward(
-          variables, x, train=True, noise=noise, rngs=rngs,
-          mutable=[*model_state, *TRANSIENT_COLLECTIONS], model=model)
-      ce_sum, count = cross_entropy(logits, labels, smoothing)
-      extra = loss_terms(updates)
-      return ce_sum / count + extra, (logits, updates, ce_sum / count, extra)
+      forward = functools.partial(experiment.forward, variables, train=True, noise=noise, rngs=rngs,
+                                  mutable=[*model_state, *TRANSIENT_COLLECTIONS], model=model)
+      loss, metrics, updates = objective(forward, batch, x, settings)
+      return loss, (metrics, updates)
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
     if experiment.bits_stages:  # config.quant.bits_schedule: the stage's model, chosen by step
@@ -72,13 +71,11 @@ def make_train_step(experiment: Experiment) -> Callable:
       grads, aux = jax.lax.switch(jnp.sum(state.step >= ends), branches, state.params)
     else:
       grads, aux = grad_fn(state.params)
-    logits, updates, ce, extra = aux
+    metrics, updates = aux
     param_updates, opt_state = experiment.tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
         model_state={k: updates.get(k, v) for k, v in model_state.items()}, opt_state=opt_state)
-    metrics = {"loss": ce + extra, "cross_entropy": ce,
-               "accuracy": correct_count(logits, labels) / labels.size}
     return new_state, metrics
 
   return train_step
@@ -173,7 +170,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   train_step = jax.jit(make_train_step(experiment),
                        in_shardings=(replicated, sharding.batch_sharding(mesh), replicated, replicated),
                        out_shardings=(replicated, replicated), donate_argnums=0)
-  split_eval = evaluators.SplitEvaluator(experiment)
+  split_eval = evaluators.split_evaluator(experiment)
   slicing = dict(process_index=jax.process_index(), process_count=jax.process_count(),
                  augment=dict(config.data.get("augment", {})), order=experiment.order)
   if config.data.get("pipeline", "memory") == "grain":  # the same batches, read through Grain
@@ -225,7 +222,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         checked = 0
         writer.write(step, "train", mean)
         if is_writer:
-          print(progress.line(step, {k: mean[k] for k in ("loss", "accuracy")}), flush=True)
+          shown = ("loss", "accuracy") if "accuracy" in mean else tuple(mean)  # a detector's losses
+          print(progress.line(step, {k: mean[k] for k in shown}), flush=True)
       if step % config.eval_every == 0 or step == num_steps:
         result, last_eval = evaluate_test(step), step
       if checkpointer.due(step, force=step == stop):  # a NaN state is never saved (nor resumed)

@@ -80,18 +80,19 @@ def gate_summary(state, out_prefix: str, ks=(6, 24, 32, 48, 64)) -> dict:
 
 
 def run_variant(config_module, name: str, variant: str, overrides, workroot: str, out: str,
-                channels=None, base: str | None = None, tag: str = "") -> dict:
+                channels=None, base: str | None = None, tag: str = "", config_arg: str = "") -> dict:
   """Trains `get_config("variant=" + (base or variant))`; with `channels`, as a static DCT subset
   without the gate.
 
-  `tag` is appended to the variant's name in files and tables (e.g. for an ablation's overrides).
+  `tag` is appended to the variant's name in files and tables (e.g. for an ablation's overrides);
+  `config_arg` adds `KEY=VALUE,...` to the config's argument (e.g. `model=mobilenet_v2`).
   """
-  config_arg, variant = base or variant, variant + tag
+  extra_arg, config_arg, variant = config_arg, base or variant, variant + tag
   path = os.path.join(out, f"{name}_{variant}.json")
   if os.path.isfile(path):
     with open(path) as f:
       return json.load(f)
-  config = config_module.get_config(f"variant={config_arg}")
+  config = config_module.get_config(",".join(a for a in (f"variant={config_arg}", extra_arg) if a))
   for assignment in overrides:
     _set(config, assignment)
   if channels is not None:  # the learned static subset replaces the gate
@@ -136,6 +137,8 @@ def main() -> None:
   parser.add_argument("--set", nargs="*", default=[], help="config overrides key=value for every variant")
   parser.add_argument("--static_from_gate", default="", help="k values: train the gate's top-k subsets")
   parser.add_argument("--tag", default="", help="suffix for variant names (ablations with --set)")
+  parser.add_argument("--config_arg", default="",
+                      help="more KEY=VALUE,... for get_config, e.g. model=mobilenet_v2 (with --tag)")
   parser.add_argument("--workroot", default="runs/freq")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   args = parser.parse_args()
@@ -143,7 +146,7 @@ def main() -> None:
   rows = []
   for variant in [v for v in args.variants.split(",") if v]:
     rows.append(run_variant(module, args.config, variant, args.set, args.workroot, args.out,
-                            tag=args.tag))
+                            tag=args.tag, config_arg=args.config_arg))
     print(table(rows), flush=True)
   gate_row = next((r for r in rows if "gate" in r), None)
   gate_variant = gate_row["variant"] if gate_row else None
@@ -152,7 +155,8 @@ def main() -> None:
       raise ValueError("--static_from_gate needs the gate variant in --variants")
     rows.append(run_variant(module, args.config, f"learned{k}", args.set, args.workroot, args.out,
                             channels=gate_row["gate"][f"top{k}"],
-                            base=gate_variant.removesuffix(args.tag), tag=args.tag))
+                            base=gate_variant.removesuffix(args.tag), tag=args.tag,
+                            config_arg=args.config_arg))
     print(table(rows), flush=True)
   with open(os.path.join(args.out, f"{args.config}{args.tag}.md"), "w") as f:
     f.write(table(rows) + "\n")

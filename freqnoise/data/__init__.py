@@ -8,6 +8,7 @@ from freqnoise.data.dataset import ArrayDataset, Splits, sample_indices
 from freqnoise.data.lazy_split import LazySplit
 from freqnoise.data.sequences import SEQUENCE_SOURCES, load_sequence_splits
 from freqnoise.data.sources import check_source, load_image_splits
+from freqnoise.detection import sources as detection_sources
 
 
 def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
@@ -22,7 +23,12 @@ def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
   """
   is_sequence = cfg.source.partition(":")[0] in SEQUENCE_SOURCES  # seq:..., ptb:DIR, strokes:DIR
   lazy_train = cfg.get("pipeline", "memory") == "grain"
-  splits = load_sequence_splits(cfg) if is_sequence else load_image_splits(cfg, lazy_train)
+  if detection_sources.is_detection_source(cfg.source):  # yolo-seg:DIR, cocojson:DIR
+    splits = detection_sources.load(cfg)
+  elif is_sequence:
+    splits = load_sequence_splits(cfg)
+  else:
+    splits = load_image_splits(cfg, lazy_train)
   limit_train, limit_test = cfg.get("limit_train", 0), cfg.get("limit_test", 0)
   if limit_train or limit_test:
     ordered = cfg.get("order", "shuffled") == "sequential"

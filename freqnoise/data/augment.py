@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from freqnoise.detection.coco_data import flip_detection_batch
+
 
 def _draw(images: np.ndarray, rows: tuple[int, int] | None, sample) -> np.ndarray:
   """`sample(global_size)` (one value per row of the global batch), this slice's rows of it."""
@@ -89,3 +91,17 @@ def augment_images(rng: np.random.Generator, images: np.ndarray, *, crop_padding
   if flip:
     images = random_flip(rng, images, rows=rows)
   return images
+
+
+def augment_detection_batch(rng: np.random.Generator, batch: dict[str, np.ndarray], *,
+                            flip: bool = False, rows: tuple[int, int] | None = None,
+                            **unsupported) -> dict[str, np.ndarray]:
+  """Horizontal flip (probability 1/2) of a detection batch's images, boxes and instance masks
+  (`freqnoise.detection.coco_data.flip_detection_batch`). Crops would move boxes out of the image
+  and are not offered for detection: asking for one is an error naming it."""
+  bad = sorted(k for k, v in unsupported.items() if v)
+  if bad:
+    raise ValueError(f"detection batches support config.data.augment.flip only, not {bad}")
+  if not flip:
+    return batch
+  return flip_detection_batch(batch, _draw(batch["image"], rows, rng.random) < 0.5)

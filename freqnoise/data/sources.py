@@ -30,6 +30,8 @@ from freqnoise.data.random_access import ImageFolderSource
 SOURCES = ("digits", "tfds:NAME", "idx:DIR", "imagefolder:DIR")
 # The forms of freqnoise.data.sequences' sources (it imports this module, so they are named here).
 SEQUENCE_SOURCE_FORMS = ("seq:IMAGE_SOURCE", "ptb:DIR", "strokes:DIR")
+# The forms of freqnoise.detection.sources' detection sources (named here for the same reason).
+DETECTION_SOURCE_FORMS = ("yolo-seg:DIR", "cocojson:DIR")
 
 
 def _digits() -> Splits:
@@ -79,10 +81,10 @@ def check_source(cfg: ml_collections.ConfigDict) -> None:
   while kind == "seq" and arg:
     kind, _, arg = arg.partition(":")
   known = {"digits": False, "tfds": True, "idx": True, "imagefolder": True, "ptb": True,
-           "strokes": True}
+           "strokes": True, "yolo-seg": True, "cocojson": True}
   if kind not in known or known[kind] != bool(arg):
     raise ValueError(f"unknown data source {source!r}; expected one of "
-                     f"{', '.join(SOURCES + SEQUENCE_SOURCE_FORMS)}")
+                     f"{', '.join(SOURCES + SEQUENCE_SOURCE_FORMS + DETECTION_SOURCE_FORMS)}")
   if kind != "tfds" and arg and not os.path.exists(os.path.expanduser(arg)):
     raise FileNotFoundError(f"config.data.source={source!r}: {arg} does not exist")
 
@@ -123,4 +125,4 @@ def load_image_splits(cfg: ml_collections.ConfigDict, lazy_train: bool = False) 
     return Splits(ArrayDataset(train), ArrayDataset(test), len(names),
                   f"imagefolder:{os.path.basename(os.path.normpath(arg))}", {"class_names": names})
   raise ValueError(f"unknown data source {source!r}; expected one of "
-                   f"{', '.join(SOURCES + SEQUENCE_SOURCE_FORMS)}")
+                   f"{', '.join(SOURCES + SEQUENCE_SOURCE_FORMS + DETECTION_SOURCE_FORMS)}")

@@ -5,7 +5,7 @@ pixels, before the DCT, as in DCTNet). Statistics (`fit`) are the per-channel me
 selected coefficients over the training split, saved with the run by the trainer.
 
 Config (`config.input`):
-    name='dct', channels=24, chroma='444', pad=False, normalize=True
+    name='dct', channels=24, chroma='444', pad=False, normalize=True, upscale=1
 `channels`: a preset size (6, 24, 32, 48, 64; 192 = all, see `freqnoise.freq.selection`) or an
 explicit list of channel indices `64 * plane + 8v + u` (e.g. the top-k of a learned gate).
 """
@@ -31,10 +31,13 @@ class DCTTransform:
     pad: replicate the border up to a multiple of 8 (16 for '420') instead of raising.
     normalize: subtract the training mean and divide by the training std per channel.
     max_fit_examples: at most this many training images (a seeded sample) enter the statistics.
+    upscale: resize the image by this integer factor (bilinear) before the DCT, so the grid is
+      `upscale * H / 8`: 2 puts the DCT grid at 1/4 of the image, where the spatial stem puts
+      ResNet's layer1 (DCTNet's upscaled inputs for detection and MobileNetV2).
   """
 
   def __init__(self, channels: int | Sequence[int] = 192, chroma: str = "444", pad: bool = False,
-               normalize: bool = True, max_fit_examples: int = 10_000):
+               normalize: bool = True, max_fit_examples: int = 10_000, upscale: int = 1):
     if isinstance(channels, (int, np.integer)):
       self.channels = selection.preset_channels(int(channels))
     else:
@@ -43,13 +46,20 @@ class DCTTransform:
       raise ValueError(f"chroma must be one of {dct.CHROMA_MODES}, got {chroma!r}")
     self.chroma, self.pad, self.normalize = chroma, pad, normalize
     self.max_fit_examples = max_fit_examples
+    if isinstance(upscale, bool) or not isinstance(upscale, (int, np.integer)) or upscale < 1:
+      raise ValueError(f"dct transform's upscale must be a positive integer, got {upscale!r}")
+    self.upscale = int(upscale)
 
   @property
   def num_channels(self) -> int:
     return len(self.channels)
 
   def coefficients(self, images: jax.Array) -> jax.Array:
-    """Unnormalised selected coefficients `[B, H/8, W/8, C]`."""
+    """Unnormalised selected coefficients `[B, upscale * H/8, upscale * W/8, C]`."""
+    if self.upscale > 1:
+      b, h, w, c = images.shape
+      images = jax.image.resize(images.astype(jax.numpy.float32),
+                                (b, h * self.upscale, w * self.upscale, c), "bilinear")
     coeffs = dct.block_dct(images, chroma=self.chroma, pad=self.pad)
     if self.num_channels == dct.NUM_CHANNELS:
       return coeffs

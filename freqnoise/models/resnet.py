@@ -85,6 +85,11 @@ class ResNet(nn.Module):
     gate / gate_*: learned channel gate on the input (`FrequencyGate` attributes).
     noise: NoiseConfig for the analog products, None = exact.
     quant: ProductQuant (DAC / Q_w / ADC) of the analog products, None = float.
+    features_only: return the stage outputs [C2, C3, C4, C5] (strides 4..32 behind the spatial
+      stem) instead of logits: the backbone of `freqnoise.detection` (no classifier is built).
+    frozen_stages: k > 0 freezes the stem and stages 1..k (mmdetection's `frozen_stages=k`;
+      DCTNet uses 1): no gradient reaches them and their BN layers use running statistics.
+      (Their parameters still see the optimizer's weight decay, if any.)
   """
 
   num_classes: int
@@ -101,6 +106,8 @@ class ResNet(nn.Module):
   gate_anneal_steps: int = 0
   noise: NoiseConfig | None = None
   quant: ProductQuant | None = None
+  features_only: bool = False
+  frozen_stages: int = 0
 
   def _num_products(self, in_features: int) -> int:
     count = 1 if self.stem == "spatial" else 0
@@ -133,15 +140,18 @@ class ResNet(nn.Module):
                         tau_end=self.gate_tau_end, anneal_steps=self.gate_anneal_steps,
                         noise=layer_noise(1), input_noise=layer_noise(0), quant=layer_quant(1),
                         input_quant=layer_quant(0), name="input_gate")(x, train=train)
+    frozen = lambda stage: stage <= self.frozen_stages and self.frozen_stages > 0  # 0: the stem
     if self.stem == "spatial":
       k, s = (3, 1) if self.small_images else (7, 2)
       x = NoisyConv(self.width, (k, k), strides=s, use_bias=False, kernel_init=_CONV_INIT,
                     noise=layer_noise(0), quant=layer_quant(0), name="conv1")(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name="bn1")(x)
+      x = nn.BatchNorm(use_running_average=not train or frozen(0), momentum=0.9, epsilon=1e-5,
+                       name="bn1")(x)
       x = nn.relu(x)
       if not self.small_images:
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
       index = 1
+    features = []
     for i, n in enumerate(self.stage_sizes):
       for j in range(n):
         out = self.width * 2 ** i * (4 if self.bottleneck else 1)
@@ -152,9 +162,15 @@ class ResNet(nn.Module):
         # other convs of that block are not (index + c > 0 for c > 0).
         reads_input = lambda c: self.stem == "frequency" and i == j == 0 and c in (0, main)
         at = [0 if reads_input(c) else index + c for c in range(convs)]
-        x = _Block(self.width * 2 ** i, strides, self.bottleneck, tuple(map(layer_noise, at)), train,
-                   tuple(map(layer_quant, at)), name=f"layer{i + 1}_{j}")(x)
+        x = _Block(self.width * 2 ** i, strides, self.bottleneck, tuple(map(layer_noise, at)),
+                   train and not frozen(i + 1), tuple(map(layer_quant, at)),
+                   name=f"layer{i + 1}_{j}")(x)
         index += convs
+      if i + 1 == self.frozen_stages:  # no gradient reaches this stage, earlier ones or the stem
+        x = jax.lax.stop_gradient(x)
+      features.append(x)
+    if self.features_only:
+      return features
     x = jnp.mean(x, axis=(1, 2))
     return NoisyDense(self.num_classes, noise=layer_noise(count - 1), quant=layer_quant(count - 1),
                       name="fc")(x)

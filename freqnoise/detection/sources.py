@@ -1,0 +1,75 @@
+"""Detection sources for `config.data.source` (the trainer's `load_splits` dispatches here):
+
+  yolo-seg:DIR   `DIR/images/SPLIT/*.jpg` + `DIR/labels/SPLIT/*.txt` YOLO-seg polygons
+                 (../shared/data/coco128-seg)
+  cocojson:DIR   the COCO 2017 layout: `DIR/annotations/instances_SPLIT.json`, `DIR/SPLIT/*.jpg`
+
+`config.data.train_split` / `test_split` name the splits (folders); `train_range` / `test_range`
+= (start, stop) slice each split's images in file-name order (stop 0 = to the end), so one folder
+can give a train and a held-out part (coco128: (0, 96) and (96, 128)). `image_size` (the padded
+square side, a multiple of 64), `max_instances` and `mask_size` shape the batch
+(`freqnoise.detection.coco_data`). `splits.meta` carries `coco_gt` per split (the pycocotools
+ground truth at the original resolution), `class_names` and `category_ids`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+from freqnoise.data.dataset import Splits
+from freqnoise.detection import coco_data
+
+KINDS = ("yolo-seg", "cocojson")
+FORMS = ("yolo-seg:DIR", "cocojson:DIR")
+
+
+def is_detection_source(source: str) -> bool:
+  return source.partition(":")[0] in KINDS
+
+
+def _range(cfg: ml_collections.ConfigDict, field: str) -> tuple[int, int | None]:
+  value = cfg.get(field, (0, 0))
+  if (not isinstance(value, (tuple, list)) or len(value) != 2
+      or not all(isinstance(v, int) and v >= 0 for v in value)):
+    raise ValueError(f"config.data.{field} must be (start, stop) non-negative integers (stop 0 = "
+                     f"to the end), got {value!r}")
+  start, stop = value
+  if stop and stop <= start:
+    raise ValueError(f"config.data.{field} = {tuple(value)} is empty (stop <= start)")
+  return start, stop or None
+
+
+def check(cfg: ml_collections.ConfigDict) -> None:
+  """Names, folders and sizes, before any image is read."""
+  kind, _, root = cfg.source.partition(":")
+  if kind not in KINDS or not root:
+    raise ValueError(f"unknown detection source {cfg.source!r}; expected one of {', '.join(FORMS)}")
+  if not os.path.isdir(os.path.expanduser(root)):
+    raise FileNotFoundError(f"config.data.source={cfg.source!r}: {root} is not a folder")
+  size = cfg.get("image_size", 0)
+  if not isinstance(size, int) or size <= 0 or size % 64:
+    raise ValueError(f"config.data.image_size must be a positive multiple of 64 for detection (5 "
+                     f"FPN levels), got {size!r}")
+  _range(cfg, "train_range")
+  _range(cfg, "test_range")
+
+
+def load(cfg: ml_collections.ConfigDict) -> Splits:
+  """Both splits of a detection source (see the module docstring)."""
+  check(cfg)
+  kind, _, root = cfg.source.partition(":")
+  source = f"{kind}:{os.path.expanduser(root)}"
+  sizes = dict(image_size=cfg.image_size, max_instances=cfg.get("max_instances", 100),
+               mask_size=cfg.get("mask_size", 64))
+  out, gts, meta = {}, {}, {}
+  for name, split, field in (("train", cfg.get("train_split", "train2017"), "train_range"),
+                             ("test", cfg.get("test_split", "val2017"), "test_range")):
+    start, stop = _range(cfg, field)
+    out[name], gts[name], meta = coco_data.load_detection(source, split, start=start, stop=stop,
+                                                          **sizes)
+  names = meta["class_names"]
+  meta = {**meta, "coco_gt": gts, "category_ids": meta.get("category_ids")}
+  return Splits(out["train"], out["test"], len(names),
+                f"{kind}:{os.path.basename(os.path.normpath(root))}", meta)

@@ -1,0 +1,106 @@
+"""COCO box and mask AP of a detector over a split: the trainer's periodic eval for
+`config.loss = 'maskrcnn'`, and the `coco` evaluator type for `config.evals`.
+
+Batches of the split go through `experiment.forward` in evaluation mode (with each image's content
+`size`, so boxes are clipped to it); detections are mapped back to the original images (`scale`,
+`orig_size`), masks pasted and RLE-encoded, and pycocotools scores them against the split's COCO
+ground truth (`splits.meta['coco_gt'][split]`, built by the data source from the original
+annotations). The `coco` evaluator also saves a picture of the first images' detections.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+
+from freqnoise import rng, sharding
+from freqnoise.data.pipeline import eval_batches
+from freqnoise.detection import coco_eval
+from freqnoise.evaluators.registry import register
+
+
+class DetectionEvaluator:
+  """`DetectionEvaluator(experiment)(state, split='test') -> {'box_AP', 'box_AP50', ...,
+  'mask_AP', ...}` (fractions 0..1, pycocotools' stats)."""
+
+  def __init__(self, experiment):
+    self.experiment = experiment
+    self.key = experiment.key("eval")
+    mesh = experiment.mesh
+    self.step = jax.jit(self._predict, out_shardings=sharding.batch_sharding(mesh))
+
+  def _predict(self, variables: dict, batch: dict, index: jax.Array) -> dict:
+    e = self.experiment
+    rngs = rng.stream_keys(jax.random.fold_in(self.key, index))
+    return e.forward(variables, batch[e.input_key], train=False, noise=e.eval_noise, rngs=rngs,
+                     size=batch["size"])
+
+  def detections(self, state, split: str = "test") -> tuple[list[dict], dict]:
+    """(COCO results of every real image of `split`, the first batch's inputs and detections)."""
+    e = self.experiment
+    ds = getattr(e.splits, split, None)
+    if ds is None:
+      raise ValueError(f"no split {split!r}; expected 'train' or 'test'")
+    variables = e.variables(state)
+    results, first = [], None
+    for index, batch in enumerate(eval_batches(ds, e.eval_batch_size,
+                                               process_index=jax.process_index(),
+                                               process_count=jax.process_count())):
+      dets = self.step(variables, sharding.shard_batch(batch, e.mesh), jnp.int32(index))
+      if jax.process_count() > 1:  # every process scores the whole split
+        dets = multihost_utils.process_allgather(dets, tiled=True)
+        batch = multihost_utils.process_allgather(batch, tiled=True)
+      dets = jax.device_get(dets)
+      real = np.asarray(batch["mask"]) > 0
+      pick = lambda a: np.asarray(a)[real]
+      results += coco_eval.detections_to_coco(
+          pick(batch["image_id"]), pick(dets["boxes"]), pick(dets["scores"]),
+          pick(dets["classes"]), pick(dets["valid"]), pick(batch["scale"]),
+          pick(batch["orig_size"]), pick(dets["mask_probs"]))  # coco_gt's ids are classes 1..K
+      if first is None:
+        first = {"batch": {k: pick(v) for k, v in batch.items()},
+                 "dets": {k: pick(v) for k, v in dets.items()}}
+    return results, first
+
+  def __call__(self, state, split: str = "test") -> dict[str, float]:
+    e = self.experiment
+    results, _ = self.detections(state, split)
+    return score(e, split, results)
+
+
+def score(experiment, split: str, results: list[dict]) -> dict[str, float]:
+  """pycocotools' AP of `results` on the images of `split` (its ground truth may hold more)."""
+  ids = [int(i) for i in getattr(experiment.splits, split).arrays["image_id"]]
+  return coco_eval.coco_ap(experiment.splits.meta["coco_gt"][split], results, image_ids=ids)
+
+
+def draw_first(experiment, first: dict, path: str, max_images: int = 4) -> None:
+  """The picture of the first evaluation batch's detections (boxes, classes, masks)."""
+  b, d = first["batch"], first["dets"]
+  coco_eval.draw_detections(path, b[experiment.input_key], d["boxes"], d["scores"], d["classes"],
+                            d["valid"], d["mask_probs"], experiment.splits.meta["class_names"],
+                            max_images=max_images)
+
+
+def _check(config, s: dict) -> None:
+  if s["split"] not in ("train", "test"):
+    raise ValueError(f"split must be 'train' or 'test', got {s['split']!r}")
+  if not isinstance(s["picture_images"], int) or s["picture_images"] < 0:
+    raise ValueError(f"picture_images must be a non-negative integer, got {s['picture_images']!r}")
+
+
+@register("coco", defaults={"split": "test", "picture_images": 4}, check=_check)
+def coco(experiment, state, key, s: dict) -> dict[str, float]:
+  """COCO AP of `split` (`DetectionEvaluator`), and `detections_<split>.png` in the workdir with
+  the first `picture_images` images' detections (0: no picture)."""
+  evaluator = DetectionEvaluator(experiment)
+  results, first = evaluator.detections(state, s["split"])
+  scores = score(experiment, s["split"], results)
+  if s["picture_images"] and jax.process_index() == 0 and first is not None:
+    draw_first(experiment, first, os.path.join(experiment.workdir, f"detections_{s['split']}.png"),
+               s["picture_images"])
+  return scores
