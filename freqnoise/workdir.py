@@ -45,6 +45,7 @@ SAFE_FIELDS = (
     "distributed_timeout",  # how long processes wait for each other to join
     "data.pipeline",     # memory and grain serve the same batches (freqnoise.data.streaming)
     "data.num_workers",  # how many processes read them
+    "data.lazy_test",    # a detection test split read lazily holds the same examples
 )
 EXTEND_ONLY = ("num_steps", "num_epochs")  # safe only when not smaller than before
 # Blocks added to the configs over time, by the fields that switch them on: a run recorded before

@@ -8,7 +8,6 @@ from freqnoise.data.dataset import ArrayDataset, Splits, sample_indices
 from freqnoise.data.lazy_split import LazySplit
 from freqnoise.data.sequences import SEQUENCE_SOURCES, load_sequence_splits
 from freqnoise.data.sources import check_source, load_image_splits
-from freqnoise.detection import sources as detection_sources
 
 
 def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
@@ -23,6 +22,8 @@ def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
   """
   is_sequence = cfg.source.partition(":")[0] in SEQUENCE_SOURCES  # seq:..., ptb:DIR, strokes:DIR
   lazy_train = cfg.get("pipeline", "memory") == "grain"
+  # (imported here: the detection loaders import freqnoise.data.dataset, i.e. this package)
+  from freqnoise.detection import sources as detection_sources
   if detection_sources.is_detection_source(cfg.source):  # yolo-seg:DIR, cocojson:DIR
     splits = detection_sources.load(cfg)
   elif is_sequence:

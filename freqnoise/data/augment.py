@@ -3,13 +3,19 @@
 Every function draws its random parameters for the rows of the *global* batch and applies those
 of `rows` (this process's slice `(offset, global_size)`; default: the images are the whole batch),
 so row j of a global batch is augmented the same way however the batch is spread over processes.
+`augment_coefficients` augments JPEG DCT coefficients (`config.data.jpeg_coefficients`) instead of
+pixels: only the flip exists there, with the same draws as `augment_images`' flip.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from freqnoise.detection.coco_data import flip_detection_batch
+from freqnoise.detection.flip import flip_detection_batch
+from freqnoise.freq.dct_flip import flip_coefficients
+
+# Augmentations that need pixels: none can run on JPEG coefficients (config.data.jpeg_coefficients).
+PIXEL_ONLY_AUGMENTS = ("resized_crop_min_scale", "crop_padding")
 
 
 def _draw(images: np.ndarray, rows: tuple[int, int] | None, sample) -> np.ndarray:
@@ -93,11 +99,41 @@ def augment_images(rng: np.random.Generator, images: np.ndarray, *, crop_padding
   return images
 
 
+def check_coefficient_augment(augment: dict) -> None:
+  """Raises a ValueError naming every switched-on field of `augment` (config.data.augment) that
+  needs pixels, which JPEG coefficients (config.data.jpeg_coefficients) do not have."""
+  unknown = sorted(set(augment) - set(PIXEL_ONLY_AUGMENTS) - {"flip"})
+  if unknown:
+    raise ValueError(f"unknown augmentation fields {unknown}; known: flip, "
+                     f"{', '.join(PIXEL_ONLY_AUGMENTS)}")
+  bad = [f"config.data.augment.{k}={augment[k]!r}" for k in PIXEL_ONLY_AUGMENTS if augment.get(k)]
+  if bad:
+    raise ValueError(f"{', '.join(bad)}: crops need decoded pixels, but with "
+                     "config.data.jpeg_coefficients=True the images are read as DCT coefficients; "
+                     "only config.data.augment.flip is possible (set the others to 0)")
+
+
+def augment_coefficients(rng: np.random.Generator, coeffs: np.ndarray, *, crop_padding: int = 0,
+                         flip: bool = False, resized_crop_min_scale: float = 0.0,
+                         rows: tuple[int, int] | None = None) -> np.ndarray:
+  """`augment_images` for JPEG block-DCT coefficients `[N, h, w, 192]`: the horizontal flip with
+  probability 1/2 (`freqnoise.freq.dct_flip`; the same draws as `random_flip`, so a row flipped
+  here is flipped in the pixel pipeline too). Crops raise a ValueError naming the field."""
+  check_coefficient_augment({"crop_padding": crop_padding,
+                             "resized_crop_min_scale": resized_crop_min_scale})
+  if coeffs.ndim != 4:
+    raise ValueError(f"augmentation expects coefficients [N, h, w, 192], got shape {coeffs.shape}")
+  if not flip:
+    return coeffs
+  mirror = _draw(coeffs, rows, rng.random) < 0.5
+  return np.where(mirror[:, None, None, None], flip_coefficients(coeffs), coeffs)
+
+
 def augment_detection_batch(rng: np.random.Generator, batch: dict[str, np.ndarray], *,
                             flip: bool = False, rows: tuple[int, int] | None = None,
                             **unsupported) -> dict[str, np.ndarray]:
   """Horizontal flip (probability 1/2) of a detection batch's images, boxes and instance masks
-  (`freqnoise.detection.coco_data.flip_detection_batch`). Crops would move boxes out of the image
+  (`freqnoise.detection.flip.flip_detection_batch`). Crops would move boxes out of the image
   and are not offered for detection: asking for one is an error naming it."""
   bad = sorted(k for k, v in unsupported.items() if v)
   if bad:
@@ -105,3 +141,18 @@ def augment_detection_batch(rng: np.random.Generator, batch: dict[str, np.ndarra
   if not flip:
     return batch
   return flip_detection_batch(batch, _draw(batch["image"], rows, rng.random) < 0.5)
+
+
+def augment_batch(rng: np.random.Generator, batch: dict[str, np.ndarray], augment: dict,
+                  rows: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+  """The training augmentation of one batch (`config.data.augment`, only what is switched on), as
+  both input pipelines apply it: a detection batch (with `boxes`) is flipped with its boxes and
+  masks; otherwise `image` goes through `augment_images`."""
+  if not augment:
+    return batch
+  if "boxes" in batch:
+    return augment_detection_batch(rng, batch, **augment, rows=rows)
+  if "image" in batch:
+    batch = dict(batch)
+    batch["image"] = augment_images(rng, batch["image"], **augment, rows=rows)
+  return batch

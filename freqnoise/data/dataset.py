@@ -68,7 +68,7 @@ class Splits:
   """The train and test splits of one source, with what a model needs to know about them."""
 
   train: Any  # an ArrayDataset, or a `random_access.LazySplit` read one example at a time
-  test: ArrayDataset
+  test: Any  # an ArrayDataset; a LazySplit for a detection source with config.data.lazy_test
   num_classes: int
   name: str
   meta: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from freqnoise.data.augment import augment_detection_batch, augment_images
+from freqnoise.data.augment import augment_batch
 from freqnoise.data.dataset import ArrayDataset
 
 
@@ -68,13 +68,9 @@ class TrainBatches:
     rows, offset = process_rows(self._perm, i, self.batch_size, self.process_index,
                                 self.process_count)
     batch = self.ds[rows]
-    if self.augment and "boxes" in batch:  # a detection batch: boxes and masks move too
+    if self.augment:
       rng = np.random.default_rng([self.seed, step, 1])
-      batch = augment_detection_batch(rng, batch, **self.augment, rows=(offset, self.batch_size))
-    elif self.augment and "image" in batch:
-      rng = np.random.default_rng([self.seed, step, 1])
-      batch["image"] = augment_images(rng, batch["image"], **self.augment,
-                                      rows=(offset, self.batch_size))
+      batch = augment_batch(rng, batch, self.augment, rows=(offset, self.batch_size))
     return batch
 
 

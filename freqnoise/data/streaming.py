@@ -22,7 +22,7 @@ import grain
 import numpy as np
 from absl import flags
 
-from freqnoise.data.augment import augment_images
+from freqnoise.data.augment import augment_batch, augment_coefficients, check_coefficient_augment
 from freqnoise.data.dataset import ArrayDataset
 from freqnoise.data.pipeline import ORDERS, epoch_order, process_rows
 from freqnoise.data.random_access import ArraySource
@@ -75,18 +75,24 @@ class _ReadExample:
 
 
 class _Augment:
-  """Grain map on a batch: (steps, examples) -> (step, examples augmented with step's draw)."""
+  """Grain map on a batch: (steps, examples) -> (step, examples augmented with step's draw).
+  `coefficients`: the `image` field holds JPEG DCT coefficients (`augment_coefficients`)."""
 
-  def __init__(self, seed: int, augment: dict, rows: tuple[int, int]):
+  def __init__(self, seed: int, augment: dict, rows: tuple[int, int], coefficients: bool = False):
     self.seed, self.augment, self.rows = seed, augment, rows  # rows: (offset, global batch size)
+    self.coefficients = coefficients
 
   def __call__(self, batch: tuple[np.ndarray, dict]) -> tuple[int, dict]:
     steps, examples = batch
     step = int(steps[0])
     examples = dict(examples)
-    if self.augment and "image" in examples:
+    if self.augment:
       rng = np.random.default_rng([self.seed, step, 1])  # TrainBatches' draw for this step
-      examples["image"] = augment_images(rng, examples["image"], **self.augment, rows=self.rows)
+      if self.coefficients:  # JPEG coefficients in `image`: the flip only, the pixel flip's draws
+        examples["image"] = augment_coefficients(rng, examples["image"], **self.augment,
+                                                 rows=self.rows)
+      else:
+        examples = augment_batch(rng, examples, self.augment, rows=self.rows)
     return step, examples
 
 
@@ -103,11 +109,14 @@ class StreamingBatches:
     num_workers: Grain worker processes reading examples (0 = in this process).
     read_threads: threads per process reading examples (0 = one at a time; decoding images in
       threads overlaps file reads).
+    coefficients: the examples' `image` field holds JPEG DCT coefficients `[h, w, 192]` (an
+      `ImageFolderSource` with `jpeg_coefficients`): augmentation is `augment_coefficients` (flip
+      only, with the pixel flip's draws); a crop in `augment` raises a ValueError naming it.
   """
 
   def __init__(self, source: Any, batch_size: int, seed: int, *, process_index: int = 0,
                process_count: int = 1, augment: dict | None = None, order: str = "shuffled",
-               num_workers: int = 0, read_threads: int = 0):
+               num_workers: int = 0, read_threads: int = 0, coefficients: bool = False):
     if isinstance(source, (ArrayDataset, dict)):
       source = ArraySource(source)
     if order not in ORDERS:
@@ -126,6 +135,9 @@ class StreamingBatches:
     self.plan = _Plan(len(source), batch_size, seed, process_index, process_count, order)
     self.steps_per_epoch = self.plan.steps_per_epoch
     self.augment = {k: v for k, v in (augment or {}).items() if v}  # only what is switched on
+    if coefficients:  # fail here, not in a worker process
+      check_coefficient_augment(self.augment)
+    self.coefficients = bool(coefficients)
     self.num_workers, self.read_threads = num_workers, read_threads
     self._iterator: StreamingIterator | None = None  # the one `batches[step]` advances
 
@@ -143,7 +155,8 @@ class StreamingBatches:
           .map(_ReadExample(self.plan, self.source))
           .batch(local)
           .map(_Augment(self.plan.seed, self.augment,
-                        (self.plan.process_index * local, self.plan.batch_size))))
+                        (self.plan.process_index * local, self.plan.batch_size),
+                        self.coefficients)))
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=self.read_threads,
                                               prefetch_buffer_size=max(2, 2 * self.read_threads)))
     if self.num_workers:

@@ -14,5 +14,6 @@ Conventions shared by every module of this package:
     (height, width), `scale` float32 the resize factor (resized / original), `orig_size` int32 [2]
     the original (height, width), `image_id` int32 the COCO image id.
 Modules: boxes (IoU, coding), anchors, nms, roi_align, targets, heads, fpn, model, postprocess,
-losses, data loaders (yolo-seg, COCO json, TFDS), coco_eval (pycocotools AP).
+losses, data (annotations: the index of a yolo-seg / COCO json split; coco_data: examples and
+in-memory loaders; lazy_source: one example per read, for Grain), coco_eval (pycocotools AP).
 """

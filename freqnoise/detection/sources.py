@@ -10,6 +10,14 @@ can give a train and a held-out part (coco128: (0, 96) and (96, 128)). `image_si
 square side, a multiple of 64), `max_instances` and `mask_size` shape the batch
 (`freqnoise.detection.coco_data`). `splits.meta` carries `coco_gt` per split (the pycocotools
 ground truth at the original resolution), `class_names` and `category_ids`.
+
+With `config.data.pipeline = 'grain'` the training split is a `LazySplit` over a
+`lazy_source.DetectionSource`: the annotations are indexed up front, and each image is decoded and
+its instances rasterised only when the Grain pipeline reads it (COCO train2017 at 1344² would be
+~640 GB in memory). The test split is decoded into memory (COCO val2017 at 1344² is ~27 GB) unless
+`config.data.lazy_test = True`, which makes it a `LazySplit` too: the detection evaluator reads it
+batch by batch (`pipeline.eval_batches` indexes `split[rows]`, decoding those rows only). Either
+way the examples and `coco_gt` are those of the in-memory loaders.
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ import os
 import ml_collections
 
 from freqnoise.data.dataset import Splits
+from freqnoise.data.lazy_split import LazySplit
 from freqnoise.detection import coco_data
+from freqnoise.detection.lazy_source import DetectionSource
 
 KINDS = ("yolo-seg", "cocojson")
 FORMS = ("yolo-seg:DIR", "cocojson:DIR")
@@ -54,21 +64,28 @@ def check(cfg: ml_collections.ConfigDict) -> None:
                      f"FPN levels), got {size!r}")
   _range(cfg, "train_range")
   _range(cfg, "test_range")
+  if not isinstance(cfg.get("lazy_test", False), bool):
+    raise ValueError(f"config.data.lazy_test must be True or False, got {cfg.lazy_test!r}")
 
 
 def load(cfg: ml_collections.ConfigDict) -> Splits:
-  """Both splits of a detection source (see the module docstring)."""
+  """Both splits of a detection source, each in memory or lazy (see the module docstring)."""
   check(cfg)
   kind, _, root = cfg.source.partition(":")
   source = f"{kind}:{os.path.expanduser(root)}"
   sizes = dict(image_size=cfg.image_size, max_instances=cfg.get("max_instances", 100),
                mask_size=cfg.get("mask_size", 64))
+  lazy = {"train": cfg.get("pipeline", "memory") == "grain", "test": cfg.get("lazy_test", False)}
   out, gts, meta = {}, {}, {}
   for name, split, field in (("train", cfg.get("train_split", "train2017"), "train_range"),
                              ("test", cfg.get("test_split", "val2017"), "test_range")):
     start, stop = _range(cfg, field)
-    out[name], gts[name], meta = coco_data.load_detection(source, split, start=start, stop=stop,
-                                                          **sizes)
+    if lazy[name]:
+      examples = DetectionSource(source, split, start=start, stop=stop, **sizes)
+      out[name], gts[name], meta = LazySplit(examples), examples.coco_gt, examples.meta
+    else:
+      out[name], gts[name], meta = coco_data.load_detection(source, split, start=start, stop=stop,
+                                                            **sizes)
   names = meta["class_names"]
   meta = {**meta, "coco_gt": gts, "category_ids": meta.get("category_ids")}
   return Splits(out["train"], out["test"], len(names),

@@ -5,7 +5,9 @@ Batches of the split go through `experiment.forward` in evaluation mode (with ea
 `size`, so boxes are clipped to it); detections are mapped back to the original images (`scale`,
 `orig_size`), masks pasted and RLE-encoded, and pycocotools scores them against the split's COCO
 ground truth (`splits.meta['coco_gt'][split]`, built by the data source from the original
-annotations). The `coco` evaluator also saves a picture of the first images' detections.
+annotations). A split may be in memory or a `LazySplit` (`config.data.lazy_test`, or the training
+split with `config.data.pipeline = 'grain'`), then decoded batch by batch. The `coco` evaluator
+also saves a picture of the first images' detections.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from freqnoise import rng, sharding
+from freqnoise.data.lazy_split import LazySplit
 from freqnoise.data.pipeline import eval_batches
 from freqnoise.detection import coco_eval
 from freqnoise.evaluators.registry import register
@@ -72,9 +75,20 @@ class DetectionEvaluator:
     return score(e, split, results)
 
 
+def split_image_ids(ds) -> list[int]:
+  """The COCO image ids of a split's examples, in order, decoding no image: an in-memory split's
+  `image_id` column, or a `LazySplit`'s rows of its source's `image_ids` (`DetectionSource`)."""
+  if isinstance(ds, LazySplit):
+    if not hasattr(ds.source, "image_ids"):
+      raise TypeError(f"{ds!r}: its source has no `image_ids`; a lazy detection split needs a "
+                      "freqnoise.detection.lazy_source.DetectionSource")
+    return [int(i) for i in np.asarray(ds.source.image_ids)[ds.rows]]
+  return [int(i) for i in ds.arrays["image_id"]]
+
+
 def score(experiment, split: str, results: list[dict]) -> dict[str, float]:
   """pycocotools' AP of `results` on the images of `split` (its ground truth may hold more)."""
-  ids = [int(i) for i in getattr(experiment.splits, split).arrays["image_id"]]
+  ids = split_image_ids(getattr(experiment.splits, split))
   return coco_eval.coco_ap(experiment.splits.meta["coco_gt"][split], results, image_ids=ids)
 
 

@@ -78,11 +78,12 @@ def test_digits_split_is_fixed():
 
 
 def test_unknown_source_names_the_choices():
-  """Every source is named, the sequence sources (seq:, ptb:, strokes:) included."""
+  """Every source is named, the sequence (seq:, ptb:, strokes:) and detection sources included."""
   with pytest.raises(ValueError) as e:
     load_splits(ConfigDict({"source": "mnist"}))
   assert str(e.value) == ("unknown data source 'mnist'; expected one of digits, tfds:NAME, "
-                          "idx:DIR, imagefolder:DIR, seq:IMAGE_SOURCE, ptb:DIR, strokes:DIR")
+                          "idx:DIR, imagefolder:DIR, seq:IMAGE_SOURCE, ptb:DIR, strokes:DIR, "
+                          "yolo-seg:DIR, cocojson:DIR")
 
 
 def _png(value, size=4):

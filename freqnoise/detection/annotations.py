@@ -1,0 +1,180 @@
+"""The annotation index of a detection split: one `Entry` per image and the pycocotools ground
+truth, built from file names, image headers and annotation files without decoding any pixels.
+
+Sources (`index_detection`):
+  yolo-seg:DIR   `DIR/images/SPLIT/*.jpg` with `DIR/labels/SPLIT/STEM.txt` YOLO-seg labels (no
+                 file = no instances) and optional `DIR/classes.txt` (class names, one a line);
+                 YOLO class c -> class c + 1; the image id is the file name's number.
+  cocojson:DIR   the COCO 2017 layout, `DIR/annotations/instances_SPLIT.json` and `DIR/SPLIT/*.jpg`;
+                 COCO category ids (1..90, with gaps) -> contiguous 1..K in sorted id order.
+
+Images are sorted by file name and sliced [start:stop]. `coco_gt` is a pycocotools ground-truth
+dict at the ORIGINAL resolution whose category ids are the contiguous classes 1..K (so a detection's
+class is its `category_id`). Crowd annotations and empty boxes are no training targets but stay in
+`coco_gt` (COCO evaluation ignores matches to crowds). An index is plain tuples, lists, arrays and
+RLE dicts (picklable, no open files), so it travels into data-loading worker processes;
+`coco_data.read_example` turns one `Entry` into one example.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from freqnoise.detection.polygons import parse_yolo_seg, polygon_box, polygons_to_rle
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+DETECTION_SOURCES = ("yolo-seg:DIR", "cocojson:DIR")
+
+
+class Target(NamedTuple):
+  """One training target of an image, at the original resolution and without pixels: class 1..K,
+  box (x1, y1, x2, y2), segmentation (an RLE dict, or COCO polygons as a list of flat float64
+  arrays), and area (`max_instances` keeps the largest)."""
+  cls: int
+  box: np.ndarray
+  segmentation: Any
+  area: float
+
+
+class Entry(NamedTuple):
+  """One image of an annotation index: its file, COCO id, stored size and training targets."""
+  path: str
+  image_id: int
+  height: int
+  width: int
+  targets: tuple[Target, ...]
+
+
+def _stored_size(path: str) -> tuple[int, int]:
+  """(height, width) from the image file's header, decoding no pixels."""
+  try:
+    with Image.open(path) as img:
+      w, h = img.size
+  except OSError as e:
+    raise ValueError(f"{path}: cannot decode image ({e})") from e
+  return h, w
+
+
+def _image_id(path: str) -> int:
+  stem = os.path.splitext(os.path.basename(path))[0]
+  try:
+    return int(stem)
+  except ValueError:
+    raise ValueError(f"{path}: cannot derive a COCO image id from the file name (expected digits, "
+                     f"e.g. 000000000009.jpg -> 9)") from None
+
+
+def _class_names(root: str, count: int = 80) -> list[str]:
+  path = os.path.join(root, "classes.txt")
+  if not os.path.isfile(path):
+    return [f"class{k}" for k in range(count)]
+  with open(path) as f:
+    names = [line.strip() for line in f if line.strip()]
+  if not names:
+    raise ValueError(f"{path}: holds no class names")
+  return names
+
+
+def index_yolo_seg(root: str, split: str = "train2017", start: int = 0, stop: int | None = None
+                   ) -> tuple[list[Entry], dict]:
+  """(index, coco_gt) of the images `root/images/split/*` sorted by name, sliced [start:stop],
+  with YOLO-seg labels from `root/labels/split/STEM.txt`; reads image headers, no pixels."""
+  image_dir, label_dir = os.path.join(root, "images", split), os.path.join(root, "labels", split)
+  if not os.path.isdir(image_dir):
+    raise FileNotFoundError(f"{root}: no image folder {image_dir} for split {split!r}")
+  files = sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+  files = files[start:stop]
+  if not files:
+    raise ValueError(f"{image_dir}: no images in the slice [{start}:{stop}]")
+  names = _class_names(root)
+  entries, gt_images, gt_anns = [], [], []
+  for name in files:
+    path = os.path.join(image_dir, name)
+    image_id, (h, w) = _image_id(path), _stored_size(path)
+    label = os.path.join(label_dir, os.path.splitext(name)[0] + ".txt")
+    classes, polygons = (parse_yolo_seg(label, w, h, len(names)) if os.path.isfile(label)
+                         else (np.zeros(0, np.int32), []))
+    targets = []
+    for cls, poly in zip(classes, polygons):
+      rle, box = polygons_to_rle([poly], h, w), polygon_box([poly])
+      area = float(mask_utils.area(rle))
+      targets.append(Target(int(cls) + 1, box, rle, area))
+      gt_anns.append({"id": len(gt_anns) + 1, "image_id": image_id, "category_id": int(cls) + 1,
+                      "segmentation": [poly.ravel().tolist()], "area": area, "iscrowd": 0,
+                      "bbox": [float(v) for v in (*box[:2], *(box[2:] - box[:2]))]})
+    gt_images.append({"id": image_id, "height": h, "width": w, "file_name": name})
+    entries.append(Entry(path, image_id, h, w, tuple(targets)))
+  categories = [{"id": k + 1, "name": n} for k, n in enumerate(names)]
+  return entries, {"images": gt_images, "annotations": gt_anns, "categories": categories}
+
+
+def _compact(segmentation: Any) -> Any:
+  """Polygons as flat float64 arrays (what `frPyObjects` converts them to; an index of COCO train
+  then holds ~8 bytes a coordinate, not a Python float's ~32); an RLE as it is."""
+  if isinstance(segmentation, list):
+    return [np.asarray(p, np.float64) for p in segmentation]
+  return segmentation
+
+
+def index_coco_json(root: str, split: str = "val2017", start: int = 0, stop: int | None = None
+                    ) -> tuple[list[Entry], dict, dict]:
+  """(index, coco_gt, meta) of `root/annotations/instances_{split}.json`'s images sorted by file
+  name, sliced [start:stop], in `root/split/`; meta = {"category_ids": COCO id of class k at index
+  k - 1, "class_names": [...]}. Crowds and empty boxes are no targets (they stay in coco_gt)."""
+  ann_path = os.path.join(root, "annotations", f"instances_{split}.json")
+  if not os.path.isfile(ann_path):
+    raise FileNotFoundError(f"{root}: no annotation file {ann_path} for split {split!r}")
+  with open(ann_path) as f:
+    data = json.load(f)
+  for key in ("images", "annotations", "categories"):
+    if key not in data:
+      raise ValueError(f"{ann_path}: no {key!r} list (not a COCO instances file)")
+  cats = sorted(data["categories"], key=lambda c: c["id"])
+  contiguous = {c["id"]: k + 1 for k, c in enumerate(cats)}
+  images = sorted(data["images"], key=lambda im: im["file_name"])[start:stop]
+  if not images:
+    raise ValueError(f"{ann_path}: no images in the slice [{start}:{stop}]")
+  by_image: dict[int, list[dict]] = {im["id"]: [] for im in images}
+  for ann in data["annotations"]:
+    if ann["image_id"] in by_image:
+      if ann["category_id"] not in contiguous:
+        raise ValueError(f"{ann_path}: annotation {ann.get('id')} has category_id "
+                         f"{ann['category_id']}, not among the categories")
+      by_image[ann["image_id"]].append(dict(ann, category_id=contiguous[ann["category_id"]]))
+  entries = []
+  for im in images:
+    targets = []
+    for ann in by_image[im["id"]]:
+      x, y, bw, bh = ann["bbox"]
+      if ann.get("iscrowd", 0) or bw <= 0 or bh <= 0:
+        continue  # crowd regions and empty boxes are no training targets (kept in coco_gt)
+      targets.append(Target(ann["category_id"], np.array([x, y, x + bw, y + bh], np.float64),
+                            _compact(ann["segmentation"]), float(ann["area"])))
+    entries.append(Entry(os.path.join(root, split, im["file_name"]), int(im["id"]),
+                         int(im["height"]), int(im["width"]), tuple(targets)))
+  image_keys = ("id", "height", "width", "file_name")
+  coco_gt = {"images": [{k: im[k] for k in image_keys} for im in images],
+             "annotations": [a for im in images for a in by_image[im["id"]]],
+             "categories": [{"id": k + 1, "name": c["name"]} for k, c in enumerate(cats)]}
+  meta = {"category_ids": [c["id"] for c in cats], "class_names": [c["name"] for c in cats]}
+  return entries, coco_gt, meta
+
+
+def index_detection(source: str, split: str, start: int = 0, stop: int | None = None
+                    ) -> tuple[list[Entry], dict, dict]:
+  """(index, coco_gt, meta) of `yolo-seg:DIR` or `cocojson:DIR` (see the module docstring), where
+  meta holds `class_names` (and, for COCO json, `category_ids`). Decodes no image."""
+  kind, _, root = source.partition(":")
+  if kind == "yolo-seg" and root:
+    entries, coco_gt = index_yolo_seg(root, split, start, stop)
+    return entries, coco_gt, {"class_names": [c["name"] for c in coco_gt["categories"]]}
+  if kind == "cocojson" and root:
+    return index_coco_json(root, split, start, stop)
+  raise ValueError(f"unknown detection source {source!r}; expected one of "
+                   f"{', '.join(DETECTION_SOURCES)}")
