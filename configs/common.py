@@ -210,6 +210,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.order = "shuffled"     # training batches: shuffled per epoch | sequential (carried state)
   c.data.pipeline = "memory"    # training input: memory (TrainBatches) | grain (same, via Grain)
   c.data.num_workers = 0        # grain: worker processes reading examples (0 = this process)
+  # imagefolder + grain: `image` holds each JPEG's DCT coefficients [H/8, W/8, 192], read without
+  # decoding pixels (input.name='dct_coefficients'; flip only; freqnoise.data.jpeg_input)
+  c.data.jpeg_coefficients = False
   c.data.train_split = "train"  # split names for tfds / imagefolder sources
   c.data.test_split = "test"    # (the split evaluated during and after training)
   c.data.data_dir = ""          # TFDS data_dir ("" = TFDS default)

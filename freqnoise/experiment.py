@@ -60,13 +60,16 @@ def split_state(variables: dict) -> tuple[Any, dict]:
 
 def check_config(config: ml_collections.ConfigDict):
   """Every check of `config` that needs no data: input transform, noise blocks, converters
-  (config.quant), batch order and input pipeline, mesh and batch sizes, data source name, model
+  (config.quant), batch order and input pipeline, mesh and batch sizes, data source name (and
+  reading JPEG coefficients, config.data.jpeg_coefficients; a detection source's sizes, and one
+  for config.loss='maskrcnn'), model
   name and fields, optimizer and step counts. The trainer calls it before it touches the workdir,
   so a bad field costs no data loading and leaves no file.
 
   Returns (transform, train_noise, eval_noise, mesh, quant), which the Experiment keeps.
   """
   from freqnoise.data import check_source
+  from freqnoise.data.jpeg_input import check_jpeg_coefficients
   transform = build_transform(config.get("input"))
   train_noise = noise_from_config(config.get("train_noise"))
   eval_noise = noise_from_config(config.get("eval_noise"))
@@ -91,9 +94,11 @@ def check_config(config: ml_collections.ConfigDict):
   sharding.check_batch_size(config.data.get("eval_batch_size") or config.data.batch_size, mesh,
                             "config.data.eval_batch_size")
   check_source(config.data)
+  check_jpeg_coefficients(config)  # config.data.jpeg_coefficients: source, pipeline, input, augment
   build_model(config.model, num_classes=2, noise=train_noise, quant=quant)  # (classes: any)
   objective = objectives.name_of(config)
   objectives.lookup(objective)  # config.loss
+  _check_detection_data(config.data, objective)  # a detection source's sizes; maskrcnn needs one
   if training_settings(config) is not None and objective != "cross_entropy":  # config.adversarial
     raise ValueError(f"config.adversarial (adversarial training) needs config.loss="
                      f"'cross_entropy', not {objective!r}")
@@ -281,6 +286,19 @@ class Experiment:
     logits, updates = self.forward({**variables, CARRY: carry}, x, train=False, noise=noise,
                                    rngs=rngs, mutable=[CARRY])
     return logits, updates[CARRY]
+
+
+def _check_detection_data(data: ml_collections.ConfigDict, objective: str) -> None:
+  """A detection source's own fields (image_size, ranges: `detection.sources.check`), and a
+  detection source for the detection objective, whose batches must hold its targets."""
+  from freqnoise.detection import sources as detection_sources
+  if detection_sources.is_detection_source(data.source):
+    detection_sources.check(data)
+  elif objective == "maskrcnn":
+    raise ValueError(f"config.loss='maskrcnn' trains on detection batches (fields "
+                     f"{', '.join(objectives.DETECTION_TARGETS)}), which config.data.source="
+                     f"{data.source!r} does not give; use a detection source: "
+                     f"{', '.join(detection_sources.FORMS)}")
 
 
 def _bits_schedule(config: ml_collections.ConfigDict) -> tuple[tuple, str]:

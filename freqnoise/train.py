@@ -175,7 +175,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
                  augment=dict(config.data.get("augment", {})), order=experiment.order)
   if config.data.get("pipeline", "memory") == "grain":  # the same batches, read through Grain
     batches = StreamingBatches(experiment.splits.train, config.data.batch_size, config.seed,
-                               num_workers=config.data.get("num_workers", 0), **slicing)
+                               num_workers=config.data.get("num_workers", 0),
+                               coefficients=config.data.get("jpeg_coefficients", False), **slicing)
   else:
     batches = TrainBatches(experiment.splits.train, config.data.batch_size, config.seed, **slicing)
   # from `start`: rows a killed run logged after its last checkpoint are logged again by this one

@@ -24,9 +24,10 @@ same run (goal: (a) or (b) >= 2x (c)):
 
 Data: `--images` (default 256) JPEGs of Imagenette's val split (`../shared/data/imagenette/
 val.tar.gz`; 224x224, quality 75, 4:2:0), evenly spaced over the sorted member names (so all ten
-classes), grayscale files skipped (about 2%: `read_jpeg_dct` wants 3 components, and the model wants
-RGB), extracted once to a temporary folder before any timing. The image count is rounded down to a
-multiple of `--batch` (default 32) so that (a) compiles for one batch shape only.
+classes), grayscale files skipped (about 2%: the pipelines are timed on RGB files; `read_jpeg_dct`
+gives grayscale ones zero chroma), extracted once to a temporary folder before any timing. The
+image count is rounded down to a multiple of `--batch` (default 32) so that (a) compiles for one
+batch shape only.
 
 Per-core throughput: when run as a script, the process pins itself to one core (`--core`, default
 0; `os.sched_setaffinity` before numpy and jax are imported, so every thread they start inherits it)

@@ -4,7 +4,9 @@
 `freqnoise.data.images` (plain `SPLIT/CLASS/*.jpg` folders, `.tar`/`.tar.gz` archives and shards
 `SPLIT-0000K-of-0000N.tar[.gz]`, Tiny-ImageNet's annotated val split) without a whole-split cache:
 it scans member names once (no image is decoded) and decodes one image per `src[i]`, so a split
-never has to fit in memory. Its order, labels and pixels are those of `load_image_folder`.
+never has to fit in memory. Its order, labels and pixels are those of `load_image_folder`. With
+`jpeg_coefficients` it decodes no pixels: each `src[i]["image"]` holds the JPEG's dequantised DCT
+coefficients `[H/8, W/8, 192]` (`freqnoise.freq.jpeg`; see `freqnoise.data.jpeg_input`).
 `tfds.data_source(...)` objects are random-access already and need no wrapper.
 
 Sources are pickled into Grain's worker processes: open file handles are not pickled but reopened
@@ -22,6 +24,7 @@ import numpy as np
 
 from freqnoise.data.dataset import ArrayDataset
 from freqnoise.data.images import _EXTENSIONS, _decode, _split_sources, class_names_of
+from freqnoise.data.jpeg_input import read_coefficients
 
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")  # gzip, bzip2, xz
 
@@ -72,14 +75,18 @@ class ImageFolderSource:
     image_size: resize every image to this square size (None: keep; all images must then agree).
     class_names: class ids in order; default `root/wnids.txt` when present, else the sorted class
       folders of this split. Pass the train split's `class_names` to a test split's source.
+    jpeg_coefficients: `image` holds the JPEG's DCT coefficients, float32 `[H/8, W/8, 192]`, read
+      without decoding pixels. Nothing can be resized: every file must be `image_size` square, or
+      (None) the size of the first one; a file of another size raises a ValueError naming it.
   """
 
   def __init__(self, root: str, split: str, *, image_size: int | None = None,
-               class_names: list[str] | None = None):
+               class_names: list[str] | None = None, jpeg_coefficients: bool = False):
     root = os.path.expanduser(root)
     if not os.path.isdir(root):
       raise FileNotFoundError(f"image data folder not found: {root}")
     self.root, self.split, self.image_size = root, split, image_size
+    self.jpeg_coefficients = bool(jpeg_coefficients)
     self.containers = _split_sources(root, split)
     if not self.containers:
       raise FileNotFoundError(f"{root}: no folder or archive for split {split!r} (looked for "
@@ -113,6 +120,11 @@ class ImageFolderSource:
     self._container, self._offset, self._size = located[:, 0], located[:, 1], located[:, 2]
     self._compressed = [not os.path.isdir(c) and _is_compressed(c) for c in self.containers]
     self._local = threading.local()
+    # (H, W) every JPEG must have when reading coefficients: image_size, else the first file's.
+    self.jpeg_size: tuple[int, int] | None = None
+    if self.jpeg_coefficients:
+      self.jpeg_size = ((image_size, image_size) if image_size
+                        else tuple(8 * n for n in self[0]["image"].shape[:2]))
 
   def _class_of(self, path: str, annotations: dict[str, str]) -> str:
     parts = path.split("/")
@@ -176,8 +188,12 @@ class ImageFolderSource:
                        f"split {self.split!r}")
     i %= len(self)
     container, member = self.containers[int(self._container[i])], self.members[i]
+    where = f"{container}: {member}"
     try:
-      image = _decode(f"{container}: {member}", self._read(i), self.image_size)
+      if self.jpeg_coefficients:
+        image = read_coefficients(where, self._read(i), self.jpeg_size, self.image_size)
+      else:
+        image = _decode(where, self._read(i), self.image_size)
     except (OSError, EOFError, tarfile.TarError) as e:
       raise ValueError(f"{container}: {member}: cannot read the member ({e})") from e
     return {"image": image, "label": self.labels[i]}

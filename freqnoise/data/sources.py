@@ -8,8 +8,9 @@
 
 Every source returns `Splits` with `image` uint8 NHWC and `label` int32 arrays. Asked for a lazy
 training split (`config.data.pipeline = 'grain'`), `imagefolder:DIR` returns a `LazySplit` that
-decodes one image per example read and no `.npz` cache; its test split is decoded into memory. The
-sequence sources
+decodes one image per example read and no `.npz` cache; its test split is decoded into memory.
+With `config.data.jpeg_coefficients` (Grain only) both splits' `image` field holds each JPEG's DCT
+coefficients `[H/8, W/8, 192]` instead of pixels (`freqnoise.data.jpeg_input`). The sequence sources
 `seq:IMAGE_SOURCE`, `ptb:DIR`, `strokes:DIR` live in `freqnoise.data.sequences`; their forms are
 listed here too, so that an unknown source's error names every choice.
 """
@@ -24,6 +25,7 @@ import numpy as np
 from freqnoise.data.dataset import ArrayDataset, Splits
 from freqnoise.data.idx import load_idx_dataset
 from freqnoise.data.images import load_image_folder
+from freqnoise.data.jpeg_input import check_jpeg_source
 from freqnoise.data.lazy_split import LazySplit
 from freqnoise.data.random_access import ImageFolderSource
 
@@ -91,12 +93,21 @@ def check_source(cfg: ml_collections.ConfigDict) -> None:
 
 def _lazy_image_folder(root: str, cfg: ml_collections.ConfigDict) -> Splits:
   """An image folder whose training split is a `LazySplit` (never decoded whole) and whose test
-  split is decoded into memory; classes, order and pixels are those of `load_image_folder`."""
+  split is decoded into memory; classes, order and pixels are those of `load_image_folder`. With
+  `cfg.jpeg_coefficients` both hold JPEG coefficients; the test images must have the train size."""
   image_size = cfg.get("image_size") or None
-  train = ImageFolderSource(root, cfg.get("train_split", "train"), image_size=image_size)
+  jpeg = cfg.get("jpeg_coefficients", False)
+  train = ImageFolderSource(root, cfg.get("train_split", "train"), image_size=image_size,
+                            jpeg_coefficients=jpeg)
   names = train.class_names  # wnids.txt, else the train split's sorted class folders
-  test = LazySplit(ImageFolderSource(root, cfg.get("test_split", "test"), image_size=image_size,
-                                     class_names=names))
+  test_source = ImageFolderSource(root, cfg.get("test_split", "test"), image_size=image_size,
+                                  class_names=names, jpeg_coefficients=jpeg)
+  if test_source.jpeg_size != train.jpeg_size:  # (image_size 0: each split's first file's size)
+    raise ValueError(
+        f"{root}: {test_source.members[0]} is {'x'.join(map(str, test_source.jpeg_size))} but "
+        f"{train.members[0]} is {'x'.join(map(str, train.jpeg_size))}: JPEG coefficients cannot be "
+        "resized, so the test images must have the training images' size")
+  test = LazySplit(test_source)
   return Splits(LazySplit(train), ArrayDataset(test.head(len(test))), len(names),
                 f"imagefolder:{os.path.basename(os.path.normpath(root))}", {"class_names": names})
 
@@ -109,6 +120,7 @@ def load_image_splits(cfg: ml_collections.ConfigDict, lazy_train: bool = False) 
   """
   source = cfg.source
   kind, _, arg = source.partition(":")
+  check_jpeg_source(cfg)  # JPEG coefficients: an image folder through Grain (lazy_train) only
   if kind == "digits" and not arg:
     return _digits()
   if kind == "tfds" and arg:

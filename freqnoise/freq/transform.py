@@ -8,6 +8,11 @@ Config (`config.input`):
     name='dct', channels=24, chroma='444', pad=False, normalize=True, upscale=1
 `channels`: a preset size (6, 24, 32, 48, 64; 192 = all, see `freqnoise.freq.selection`) or an
 explicit list of channel indices `64 * plane + 8v + u` (e.g. the top-k of a learned gate).
+
+The "dct_coefficients" transform (`DCTCoefficientsTransform`) takes the block-DCT coefficients
+`[B, h, w, 192]` as input instead of pixels -- those read from the JPEG files with
+`config.data.jpeg_coefficients` (`freqnoise.data.jpeg_input`) -- and selects and normalises them
+exactly as "dct" does (the same `fit` and `__call__`; only `coefficients` differs).
 """
 
 from __future__ import annotations
@@ -65,11 +70,15 @@ class DCTTransform:
       return coeffs
     return coeffs[..., self.channels]
 
+  def check_input(self, images: np.ndarray) -> None:
+    """Raises a ValueError unless `images` is a batch this transform reads (RGB NHWC)."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError(f"dct transform expects RGB NHWC images, got shape {images.shape}")
+
   def fit(self, images: np.ndarray, seed: int = 0, batch_size: int = 256) -> dict[str, np.ndarray]:
     """Per-channel mean/std (float32 `[C]`) of the selected coefficients over a seeded sample of at
     most `max_fit_examples` training images."""
-    if images.ndim != 4 or images.shape[-1] != 3:
-      raise ValueError(f"dct transform expects RGB NHWC images, got shape {images.shape}")
+    self.check_input(images)
     images = fit_sample(images, self.max_fit_examples, seed)
     fn = jax.jit(self.coefficients)
     total = np.zeros(self.num_channels, np.float64)
@@ -92,3 +101,38 @@ class DCTTransform:
   def __call__(self, stats: dict[str, jax.Array], images: jax.Array) -> jax.Array:
     coeffs = self.coefficients(images)
     return (coeffs - stats["mean"]) / stats["std"]
+
+
+@register_transform("dct_coefficients")
+class DCTCoefficientsTransform(DCTTransform):
+  """float block-DCT coefficients `[B, h, w, 192]` (channel `64 * plane + 8v + u`, as `block_dct`
+  and `freqnoise.freq.jpeg` give them) -> float32 `[B, h, w, len(channels)]`, normalised with the
+  training split's statistics: the "dct" transform without the DCT.
+
+  Args:
+    channels, normalize, max_fit_examples: as for "dct".
+    chroma, pad: accepted so that a "dct" input block needs only its name changed; they have no
+      effect here (the chroma layout is the files': 4:4:4, or 4:2:0 repeated 2x2; no padding).
+    upscale: must be 1 (coefficients cannot be resized).
+  """
+
+  def __init__(self, channels: int | Sequence[int] = 192, chroma: str = "444", pad: bool = False,
+               normalize: bool = True, max_fit_examples: int = 10_000, upscale: int = 1):
+    if upscale != 1 or isinstance(upscale, bool):
+      raise ValueError(f"dct_coefficients transform cannot upscale coefficients (upscale must be "
+                       f"1, got {upscale!r}); upscale the images before encoding them instead")
+    super().__init__(channels, chroma, pad, normalize, max_fit_examples, upscale)
+
+  def check_input(self, images: np.ndarray) -> None:
+    if images.ndim != 4 or images.shape[-1] != dct.NUM_CHANNELS:
+      raise ValueError(f"dct_coefficients transform expects block-DCT coefficients [N, h, w, "
+                       f"{dct.NUM_CHANNELS}] (config.data.jpeg_coefficients=True), got shape "
+                       f"{images.shape}")
+
+  def coefficients(self, images: jax.Array) -> jax.Array:
+    """The selected channels of the coefficients, float32 `[B, h, w, C]`."""
+    self.check_input(images)
+    coeffs = jax.numpy.asarray(images, jax.numpy.float32)
+    if self.num_channels == dct.NUM_CHANNELS:
+      return coeffs
+    return coeffs[..., self.channels]
