@@ -166,7 +166,7 @@ class ResNet(nn.Module):
                    train and not frozen(i + 1), tuple(map(layer_quant, at)),
                    name=f"layer{i + 1}_{j}")(x)
         index += convs
-      if i + 1 == self.frozen_stages:  # no gradient reaches this stage, earlier ones or the stem
+      if frozen(i + 1):  # (its output also feeds the FPN: no gradient may reach it from there)
         x = jax.lax.stop_gradient(x)
       features.append(x)
     if self.features_only:
