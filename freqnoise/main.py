@@ -31,7 +31,11 @@ def _main(argv) -> None:
     result = train_and_evaluate(_CONFIG.value, os.path.expanduser(_WORKDIR.value))
   print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()},
                    indent=1))
-  print(f"test accuracy: {result['test_accuracy']:.4f}")
+  if "test_accuracy" in result:
+    print(f"test accuracy: {result['test_accuracy']:.4f}")
+  else:  # a detector: COCO AP of the test split
+    print(", ".join(f"test {k[5:]}: {result[k]:.4f}" for k in ("test_box_AP", "test_mask_AP")
+                    if k in result))
 
 
 def config_import_root(argv: list[str]) -> str | None:

@@ -70,7 +70,7 @@ def detection(forward, batch: dict, x: jax.Array, settings: dict):
   missing = [k for k in DETECTION_TARGETS if k not in batch]
   if missing:
     raise ValueError(f"config.loss='maskrcnn' needs batch fields {DETECTION_TARGETS}; missing "
-                     f"{missing} (use a detection source: yolo-seg:DIR, cocojson:DIR, tfds:coco/2017)")
+                     f"{missing} (use a detection source: yolo-seg:DIR, cocojson:DIR)")
   losses, updates = forward(x, targets={k: batch[k] for k in DETECTION_TARGETS})
   extra = loss_terms(updates)
   total = sum(losses.values(), jnp.zeros((), jnp.float32)) + extra

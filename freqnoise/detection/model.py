@@ -133,7 +133,7 @@ class MaskRCNN(nn.Module):
     gt_boxes = targets["boxes"].astype(jnp.float32)
     gt_classes = targets["classes"].astype(jnp.int32)
     b = gt_boxes.shape[0]
-    keys = jax.random.split(self.make_rng("sampling"), 2 * b).reshape(2, b, -1)
+    keys = jax.random.split(self.make_rng("sampling"), (2, b))  # typed or raw keys
     anchors = jnp.asarray(anchors)
     rpn = jax.vmap(lambda g, c, k: T.rpn_targets(
         anchors, g, c, k, batch_size_per_image=self.rpn_batch_per_image,
@@ -179,7 +179,8 @@ class MaskRCNN(nn.Module):
     mask_logits = self.mask_head(mask_feats.reshape((b * d,) + mask_feats.shape[2:]))
     mask_logits = mask_logits.reshape((b, d) + mask_logits.shape[1:])  # [B, D, 28, 28, K + 1]
     chosen = jnp.take_along_axis(mask_logits, dets["classes"][:, :, None, None, None], -1)[..., 0]
-    dets["mask_probs"] = jax.nn.sigmoid(chosen)
+    # padding rows (valid False) are zeros, as their boxes, scores and classes
+    dets["mask_probs"] = jnp.where(dets["valid"][:, :, None, None], jax.nn.sigmoid(chosen), 0.0)
     return dets
 
 

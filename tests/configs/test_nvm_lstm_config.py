@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 RESULTS = REPO / "experiments" / "nvm_lstm" / "results"
 # Fields newer than the recorded runs, at their defaults (off): config.data's and config.quant's.
-ADDED_LATER = {"pipeline": "memory", "num_workers": 0, "bits_schedule": ""}
+ADDED_LATER = {"pipeline": "memory", "num_workers": 0, "bits_schedule": "", "jpeg_coefficients": False}
 SHAPING = ("quant", "train_noise", "model", "optimizer", "data", "num_epochs", "num_steps", "seed")
 
 

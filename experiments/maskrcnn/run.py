@@ -1,0 +1,140 @@
+"""Trains Mask R-CNN variants of configs/maskrcnn_coco.py and records COCO AP, run length and input
+size per variant in `results/<scale>_<variant>[_seedN].json`, with the picture of its detections.
+
+  python experiments/maskrcnn/run.py --scale overfit --variants spatial
+  python experiments/maskrcnn/run.py --scale coco128 --variants spatial,dct24,dct64
+
+A variant whose result file exists is skipped; an unfinished workdir resumes from its checkpoint,
+and a finished one (final_metrics.json at the config's step count) is read, not retrained.
+`--set key=value ...` overrides config fields for every variant (name the change with `--tag`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import sys
+import time
+
+import jax
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+
+from configs import maskrcnn_coco  # noqa: E402
+from freqnoise.experiment import Experiment  # noqa: E402
+from freqnoise.train import train_and_evaluate  # noqa: E402
+from freqnoise.workdir import write_atomically  # noqa: E402
+
+AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def _set(config, assignment: str) -> None:
+  key, _, value = assignment.partition("=")
+  *path, leaf = key.split(".")
+  node = config
+  for p in path:
+    node = node[p]
+  try:
+    value = ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    pass
+  node[leaf] = value
+
+
+def _finished(workdir: str, config) -> dict | None:
+  """The workdir's final metrics if it finished under `config`'s step count (else None)."""
+  path = os.path.join(workdir, "final_metrics.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    metrics = json.load(f)
+  with open(os.path.join(workdir, "config.json")) as f:
+    saved = json.load(f)
+  same = (saved.get("num_steps"), saved.get("num_epochs")) == (config.num_steps, config.num_epochs)
+  return metrics if same else None
+
+
+def run_variant(scale: str, variant: str, overrides, workroot: str, out: str, seed: int = 0,
+                tag: str = "") -> dict:
+  name = f"{scale}_{variant}{tag}" + (f"_seed{seed}" if seed else "")
+  path = os.path.join(out, name + ".json")
+  if os.path.isfile(path):
+    with open(path) as f:
+      return json.load(f)
+  config = maskrcnn_coco.get_config(f"variant={variant},scale={scale}")
+  config.seed = seed
+  for assignment in overrides:
+    _set(config, assignment)
+  workdir = os.path.join(workroot, name)
+  metrics = _finished(workdir, config)
+  wall = float("nan")  # (not measured when a finished workdir is read)
+  if metrics is None:
+    t = time.perf_counter()
+    metrics = train_and_evaluate(config, workdir)
+    wall = time.perf_counter() - t
+  experiment = Experiment(config, workdir)
+  state = experiment.restore()
+  sample = experiment.splits.test.head(1)
+  x = experiment.transform(experiment.stats_device, sample[experiment.input_key])
+  row = {"name": name, "scale": scale, "variant": variant, "seed": seed, "tag": tag,
+         "overrides": list(overrides), "source": config.data.source,
+         "train_images": len(experiment.splits.train), "test_images": len(experiment.splits.test),
+         "image_size": config.data.image_size, "steps": metrics["steps"],
+         "epochs": config.num_epochs, "batch_size": config.data.batch_size,
+         "train_seconds": metrics.get("train_seconds"), "run_wall_seconds": wall,
+         "train_steps_per_sec": metrics.get("train_steps_per_sec"),
+         "params": int(sum(v.size for v in jax.tree.leaves(state.params))),
+         "model": dict(config.model), "input": dict(config.input),
+         "input_shape": list(x.shape[1:]), "input_elements": int(np.prod(x.shape[1:])),
+         "input_bytes_float32": int(np.prod(x.shape[1:])) * 4,
+         "device": jax.devices()[0].platform, "jax": jax.__version__}
+  for kind in ("box", "mask"):
+    for k in AP_KEYS:
+      row[f"{kind}_{k}"] = metrics.get(f"test_{kind}_{k}")
+  picture = os.path.join(workdir, "detections_test.png")
+  os.makedirs(out, exist_ok=True)
+  if os.path.isfile(picture):
+    shutil.copyfile(picture, os.path.join(out, name + "_detections.png"))
+    row["picture"] = name + "_detections.png"
+  write_atomically(path, json.dumps(row, indent=1, default=float))
+  return row
+
+
+def table(rows) -> str:
+  lines = ["| run | box AP | box AP50 | mask AP | mask AP50 | input per image | steps (epochs) | "
+           "train wall (min) |", "|---|---|---|---|---|---|---|---|"]
+  fmt = lambda v: "n/a" if v is None else f"{100 * v:.1f}"
+  for r in rows:
+    shape = "x".join(map(str, r["input_shape"]))
+    lines.append(f"| {r['name']} | {fmt(r['box_AP'])} | {fmt(r['box_AP50'])} | {fmt(r['mask_AP'])} "
+                 f"| {fmt(r['mask_AP50'])} | {shape} | {r['steps']} ({r['epochs']}) | "
+                 f"{(r['train_seconds'] or float('nan')) / 60:.1f} |")
+  return "\n".join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--scale", default="overfit", choices=maskrcnn_coco.SCALES)
+  parser.add_argument("--variants", default="spatial")
+  parser.add_argument("--seeds", default="0")
+  parser.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
+  parser.add_argument("--tag", default="", help="suffix of the result names (with --set)")
+  parser.add_argument("--workroot", default="runs/maskrcnn")
+  parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  args = parser.parse_args()
+  rows = []
+  for seed in [int(s) for s in args.seeds.split(",") if s]:
+    for variant in [v for v in args.variants.split(",") if v]:
+      rows.append(run_variant(args.scale, variant, args.set, args.workroot, args.out, seed,
+                              args.tag))
+      print(table(rows), flush=True)
+
+
+if __name__ == "__main__":
+  main()
