@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from freqnoise import objectives, rng, sharding
+from freqnoise.detection import sources as detection_sources
 from freqnoise.adversarial import training_settings
 from freqnoise.analog.bits_schedule import check_bits_schedule, parse_bits_schedule, with_bits
 from freqnoise.analog.noise import NoiseConfig, noise_from_config
@@ -98,7 +99,7 @@ def check_config(config: ml_collections.ConfigDict):
   build_model(config.model, num_classes=2, noise=train_noise, quant=quant)  # (classes: any)
   objective = objectives.name_of(config)
   objectives.lookup(objective)  # config.loss
-  _check_detection_data(config.data, objective)  # a detection source's sizes; maskrcnn needs one
+  detection_sources.check_for_objective(config.data, objective)  # sizes; maskrcnn needs one
   if training_settings(config) is not None and objective != "cross_entropy":  # config.adversarial
     raise ValueError(f"config.adversarial (adversarial training) needs config.loss="
                      f"'cross_entropy', not {objective!r}")
@@ -286,19 +287,6 @@ class Experiment:
     logits, updates = self.forward({**variables, CARRY: carry}, x, train=False, noise=noise,
                                    rngs=rngs, mutable=[CARRY])
     return logits, updates[CARRY]
-
-
-def _check_detection_data(data: ml_collections.ConfigDict, objective: str) -> None:
-  """A detection source's own fields (image_size, ranges: `detection.sources.check`), and a
-  detection source for the detection objective, whose batches must hold its targets."""
-  from freqnoise.detection import sources as detection_sources
-  if detection_sources.is_detection_source(data.source):
-    detection_sources.check(data)
-  elif objective == "maskrcnn":
-    raise ValueError(f"config.loss='maskrcnn' trains on detection batches (fields "
-                     f"{', '.join(objectives.DETECTION_TARGETS)}), which config.data.source="
-                     f"{data.source!r} does not give; use a detection source: "
-                     f"{', '.join(detection_sources.FORMS)}")
 
 
 def _bits_schedule(config: ml_collections.ConfigDict) -> tuple[tuple, str]:

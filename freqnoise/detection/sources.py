@@ -90,3 +90,14 @@ def load(cfg: ml_collections.ConfigDict) -> Splits:
   meta = {**meta, "coco_gt": gts, "category_ids": meta.get("category_ids")}
   return Splits(out["train"], out["test"], len(names),
                 f"{kind}:{os.path.basename(os.path.normpath(root))}", meta)
+
+
+def check_for_objective(data: ml_collections.ConfigDict, objective: str) -> None:
+  """A detection source's own fields (`check`), and a detection source for the detection
+  objective (config.loss='maskrcnn'), whose batches must hold its targets."""
+  if is_detection_source(data.source):
+    check(data)
+  elif objective == "maskrcnn":
+    raise ValueError(f"config.loss='maskrcnn' trains on detection batches (fields boxes, classes, "
+                     f"masks, size), which config.data.source={data.source!r} does not give; use a "
+                     f"detection source: {', '.join(FORMS)}")
