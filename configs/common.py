@@ -263,3 +263,21 @@ def base_config() -> ml_collections.ConfigDict:
   # evaluator) and the fields that differ from its defaults; empty = none.
   c.evals = ml_collections.ConfigDict()
   return c
+
+
+def override(config: ml_collections.ConfigDict, assignment: str) -> None:
+  """Applies one `a.b.c=value` override (the value read as a Python literal when it is one, else
+  kept as a string), as the experiment scripts' `--set` flags give them."""
+  import ast
+  key, sep, value = assignment.partition("=")
+  if not sep or not key:
+    raise ValueError(f"an override is key=value, got {assignment!r}")
+  *path, leaf = key.split(".")
+  node = config
+  for p in path:
+    node = node[p]
+  try:
+    value = ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    pass
+  node[leaf] = value

@@ -14,7 +14,6 @@ After the `gate` variant, `--static_from_gate 24,48` also trains the learned sta
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
 import json
 import os
@@ -24,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from configs.common import override
 from freqnoise.freq import selection
 from freqnoise.experiment import Experiment
 from freqnoise.train import train_and_evaluate
@@ -31,17 +31,6 @@ from freqnoise.train import train_and_evaluate
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _set(config, assignment: str) -> None:
-  key, _, value = assignment.partition("=")
-  *path, leaf = key.split(".")
-  node = config
-  for p in path:
-    node = node[p]
-  try:
-    value = ast.literal_eval(value)
-  except (ValueError, SyntaxError):
-    pass
-  node[leaf] = value
 
 
 def input_size_and_flops(experiment: Experiment, state) -> dict:
@@ -94,7 +83,7 @@ def run_variant(config_module, name: str, variant: str, overrides, workroot: str
       return json.load(f)
   config = config_module.get_config(",".join(a for a in (f"variant={config_arg}", extra_arg) if a))
   for assignment in overrides:
-    _set(config, assignment)
+    override(config, assignment)
   if channels is not None:  # the learned static subset replaces the gate
     config.model.gate = False
     config.input = dict(config.input, channels=tuple(int(c) for c in channels))

@@ -12,7 +12,6 @@ and a finished one (final_metrics.json at the config's step count) is read, not 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from configs import maskrcnn_coco  # noqa: E402
+from configs.common import override  # noqa: E402
 from freqnoise.experiment import Experiment  # noqa: E402
 from freqnoise.train import train_and_evaluate  # noqa: E402
 from freqnoise.workdir import write_atomically  # noqa: E402
@@ -33,17 +33,6 @@ from freqnoise.workdir import write_atomically  # noqa: E402
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-def _set(config, assignment: str) -> None:
-  key, _, value = assignment.partition("=")
-  *path, leaf = key.split(".")
-  node = config
-  for p in path:
-    node = node[p]
-  try:
-    value = ast.literal_eval(value)
-  except (ValueError, SyntaxError):
-    pass
-  node[leaf] = value
 
 
 def _finished(workdir: str, config) -> dict | None:
@@ -69,7 +58,7 @@ def run_variant(scale: str, variant: str, overrides, workroot: str, out: str, se
   config = maskrcnn_coco.get_config(f"variant={variant},scale={scale}")
   config.seed = seed
   for assignment in overrides:
-    _set(config, assignment)
+    override(config, assignment)
   workdir = os.path.join(workroot, name)
   metrics = _finished(workdir, config)
   wall = float("nan")  # (not measured when a finished workdir is read)

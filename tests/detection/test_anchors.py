@@ -8,18 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from tests.detection.peers import torchvision_or_skip
 from freqnoise.detection import anchors as A
-
-
-def _torchvision():
-  """torch + torchvision, or a skip (also when an install is broken, e.g. a CUDA-only _C.so)."""
-  try:
-    import torch
-    import torchvision.ops
-    torchvision.ops.box_iou(torch.zeros(1, 4), torch.zeros(1, 4))
-  except Exception as e:  # noqa: BLE001 - any failure to load means "not available"
-    pytest.skip(f"torchvision not usable: {type(e).__name__}: {e}")
-  return torch, torchvision
 
 
 def test_base_anchors_by_hand():
@@ -76,7 +66,7 @@ def test_bad_arguments_raise():
 
 @pytest.mark.parametrize("height,width", [(128, 192), (256, 64)])
 def test_matches_torchvision_anchor_generator(height, width):
-  torch, _ = _torchvision()
+  torch, _ = torchvision_or_skip()
   from torchvision.models.detection.anchor_utils import AnchorGenerator
   from torchvision.models.detection.image_list import ImageList
   strides = (4, 8, 16, 32, 64)

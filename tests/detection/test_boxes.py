@@ -12,18 +12,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests.detection.peers import torchvision_or_skip
 from freqnoise.detection import boxes as B
-
-
-def _torchvision():
-  """torch + torchvision, or a skip (also when an install is broken, e.g. a CUDA-only _C.so)."""
-  try:
-    import torch
-    import torchvision.ops  # noqa: F401
-    torchvision.ops.box_iou(torch.zeros(1, 4), torch.zeros(1, 4))
-  except Exception as e:  # noqa: BLE001 - any failure to load means "not available"
-    pytest.skip(f"torchvision not usable: {type(e).__name__}: {e}")
-  return torch, torchvision
 
 
 def random_boxes(rng: np.random.Generator, n: int, size: float = 50.0) -> np.ndarray:
@@ -71,7 +61,7 @@ def test_iou_broadcasts_leading_dims_and_area():
 
 
 def test_iou_matches_torchvision():
-  torch, torchvision = _torchvision()
+  torch, torchvision = torchvision_or_skip()
   rng = np.random.default_rng(2)
   a, b = random_boxes(rng, 30), random_boxes(rng, 20)
   want = torchvision.ops.box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
@@ -119,7 +109,7 @@ def test_encode_values_and_decode_clip():
 
 
 def test_coder_matches_torchvision():
-  torch, _ = _torchvision()
+  torch, _ = torchvision_or_skip()
   from torchvision.models.detection._utils import BoxCoder
   rng = np.random.default_rng(3)
   anchors, boxes = random_boxes(rng, 40), random_boxes(rng, 40)

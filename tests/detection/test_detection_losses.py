@@ -6,18 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.detection.peers import torch_or_skip
 from freqnoise.detection import detection_losses as dl
 from freqnoise.detection import targets
-
-
-def _torch():
-  """torch and its functional API, or a skip (also while an install is half done)."""
-  try:
-    import torch
-    import torch.nn.functional as F
-  except Exception as e:  # noqa: BLE001
-    pytest.skip(f"torch not importable: {e}")
-  return torch, F
 
 
 def _np_bce(x, y):
@@ -71,7 +62,7 @@ def test_rpn_loss_closed_form():
 
 
 def test_rpn_loss_equals_torch():
-  torch, F = _torch()
+  torch, F = torch_or_skip()
   obj, deltas, labels, tgt = _rpn_inputs(np.random.default_rng(1))
   s, p = torch.from_numpy(labels >= 0), torch.from_numpy(labels == 1)
   t = lambda x: torch.from_numpy(x).double()  # noqa: E731
@@ -96,7 +87,7 @@ def test_box_head_loss_closed_form(flat):
 
 
 def test_box_head_loss_equals_torchvision_fastrcnn_loss():
-  torch, _ = _torch()
+  torch, _ = torch_or_skip()
   try:
     from torchvision.models.detection.roi_heads import fastrcnn_loss
   except Exception as e:  # noqa: BLE001
@@ -127,7 +118,7 @@ def test_mask_loss_closed_form_both_layouts(channels_last):
 
 
 def test_mask_loss_equals_torch_and_ambiguous_layout_raises():
-  torch, F = _torch()
+  torch, F = torch_or_skip()
   x = _head_inputs(np.random.default_rng(5))
   fg = x["is_fg"]
   logits = torch.from_numpy(x["mask_logits"].transpose(0, 3, 1, 2).copy())

@@ -10,18 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.detection.peers import torchvision_or_skip
 from freqnoise.detection.nms import batched_nms, nms
-
-
-def _torchvision():
-  """torch + torchvision, or a skip (also when an install is broken, e.g. a CUDA-only _C.so)."""
-  try:
-    import torch
-    import torchvision.ops
-    torchvision.ops.box_iou(torch.zeros(1, 4), torch.zeros(1, 4))
-  except Exception as e:  # noqa: BLE001 - any failure to load means "not available"
-    pytest.skip(f"torchvision not usable: {type(e).__name__}: {e}")
-  return torch, torchvision
 
 
 def _iou32(p: np.ndarray, q: np.ndarray) -> np.float32:
@@ -161,7 +151,7 @@ def test_batched_nms_matches_per_class_reference_under_vmap(seed):
 
 
 def test_matches_torchvision():
-  torch, torchvision = _torchvision()
+  torch, torchvision = torchvision_or_skip()
   for seed in range(3):
     boxes, scores = random_case(seed, 200)
     classes = np.random.default_rng(seed).integers(0, 5, 200)

@@ -10,19 +10,9 @@ import jax
 import numpy as np
 import pytest
 
+from tests.detection.peers import torchvision_or_skip
 from freqnoise.detection import roi_align as roi_module
 from freqnoise.detection.roi_align import fpn_levels, multilevel_roi_align, roi_align
-
-
-def _torchvision():
-  """torch + torchvision, or a skip (also when an install is broken, e.g. a CUDA-only _C.so)."""
-  try:
-    import torch
-    import torchvision.ops
-    torchvision.ops.box_iou(torch.zeros(1, 4), torch.zeros(1, 4))
-  except Exception as e:  # noqa: BLE001 - any failure to load means "not available"
-    pytest.skip(f"torchvision not usable: {type(e).__name__}: {e}")
-  return torch, torchvision
 
 
 def _bilinear(f: np.ndarray, y: np.float32, x: np.float32) -> np.ndarray:
@@ -137,7 +127,7 @@ def test_gradients_equal_autodiff_and_finite_differences(monkeypatch):
 
 
 def test_matches_torchvision_roi_align():
-  torch, torchvision = _torchvision()
+  torch, torchvision = torchvision_or_skip()
   f = _features(2, 12, 15, 4)
   for scale, aligned in [(0.25, True), (0.5, True), (0.25, False)]:
     boxes = _boxes(3, 40, 12 / scale, 15 / scale)
@@ -189,7 +179,7 @@ def test_multilevel_pools_each_box_from_its_level():
 
 
 def test_multilevel_matches_torchvision_multiscale_roi_align():
-  torch, _ = _torchvision()
+  torch, _ = torchvision_or_skip()
   from torchvision.ops import MultiScaleRoIAlign
   strides = (4, 8, 16, 32)
   height, width = 128, 96  # P2 32 x 24: float32 coordinates good to ~4e-6 cells

@@ -6,18 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.detection.peers import torchvision_or_skip
 from freqnoise.detection import boxes as box_ops
 from freqnoise.detection import targets
-
-
-def _torchvision():
-  """torch + torchvision, or a skip (also while a half-installed torchvision fails to import)."""
-  try:
-    import torch
-    import torchvision
-  except Exception as e:  # noqa: BLE001
-    pytest.skip(f"torchvision not importable: {e}")
-  return torch, torchvision
 
 
 def _np_iou(a, b):
@@ -86,7 +77,7 @@ def test_match_low_quality_ties_and_no_gt():
 
 
 def test_match_equals_torchvision_matcher():
-  torch, _ = _torchvision()
+  torch, _ = torchvision_or_skip()
   from torchvision.models.detection._utils import Matcher
   rng = np.random.default_rng(1)
   for low_quality in (False, True):
@@ -275,7 +266,7 @@ def test_mask_targets_closed_forms():
 def test_mask_targets_equal_roi_align_of_full_mask():
   """Where the crop holds the instance's pixels exactly (pixel-aligned box, M = box side), the
   target is torchvision's RoIAlign(aligned=True, sampling_ratio=1) of the full mask, >= 0.5."""
-  torch, torchvision = _torchvision()
+  torch, torchvision = torchvision_or_skip()
   rng = np.random.default_rng(7)
   gt = np.float32([[20, 24, 52, 56]])  # 32 x 32, M = 32, away from the image edges
   crop = (rng.random((32, 32)) < 0.5).astype(np.uint8) * 255
