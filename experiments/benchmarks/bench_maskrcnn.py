@@ -31,8 +31,8 @@ with `min_size=max_size=S` so that GeneralizedRCNNTransform keeps the S x S imag
 still runs its normalisation and a scale-1 resize). Train step: `model.train()`, the sum of its
 five losses, `backward`, `torch.optim.SGD(lr, momentum=0.9)`; inference: `model.eval()` under
 `torch.no_grad()`; `torch.set_num_threads(--threads)` (default: the cores this process may use).
-The peer runs in a subprocess of `--peer_python` (default /work/tvenv/bin/python when it exists,
-else this Python; torch is no dependency of ours) executing this file with `--peer_only`
+The peer runs in a subprocess of `--peer_python` (default: this Python; torch and torchvision are
+no dependency of ours: `pip install torch torchvision`, or point it at another environment's Python) executing this file with `--peer_only`
 and the same size flags; it imports neither JAX nor freqnoise and prints one JSON line. If it cannot
 import torchvision, the table says 'not measured: <reason>' and ours is still recorded. Eager
 PyTorch has no compile step: its 'compile' column is its first call (untimed).
@@ -75,7 +75,6 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(ROOT, "experiments", "benchmarks", "results", "bench_maskrcnn.json")
-TVENV_PYTHON = "/work/tvenv/bin/python"
 NUM_CLASSES = 90                       # object classes; torchvision's num_classes=91 counts background
 PIXEL_MEAN = (123.675, 116.28, 103.53)  # ImageNet, in 0..255 (torchvision's image_mean x 255)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -350,7 +349,7 @@ def main() -> None:
                       help="torch.set_num_threads for the peer (default: the usable cores)")
   parser.add_argument("--lr", type=float, default=0.0025, help="SGD learning rate (momentum 0.9)")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--peer_python", default=TVENV_PYTHON if os.path.exists(TVENV_PYTHON) else sys.executable,
+  parser.add_argument("--peer_python", default=sys.executable,
                       help="Python with torch and torchvision for the peer")
   parser.add_argument("--peer_timeout", type=int, default=7200, help="seconds before the peer is given up")
   parser.add_argument("--no_peer", action="store_true", help="ours only")

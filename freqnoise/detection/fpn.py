@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from freqnoise.analog.layers import NoisyConv
 from freqnoise.analog.noise import NoiseConfig
+from freqnoise.analog.product_quant import ProductQuant
 
 _XAVIER = nn.initializers.xavier_uniform()
 _HEAD_INIT = nn.initializers.normal(0.01)  # RPN convs, as mmdetection / torchvision
@@ -33,13 +34,14 @@ class FPN(nn.Module):
 
   features: int = 256
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
 
   @nn.compact
   def __call__(self, inputs: Sequence[jax.Array]) -> list[jax.Array]:
     if len(inputs) != 4:
       raise ValueError(f"FPN expects 4 backbone levels C2..C5, got {len(inputs)}")
     conv = lambda k, name: NoisyConv(self.features, (k, k), kernel_init=_XAVIER, noise=self.noise,
-                                     name=name)
+                                     quant=self.quant, name=name)
     laterals = [conv(1, f"lateral{i + 2}")(c) for i, c in enumerate(inputs)]
     for i in range(len(laterals) - 1, 0, -1):  # top-down: P5 -> P2
       laterals[i - 1] = laterals[i - 1] + _upsample_to(laterals[i], laterals[i - 1])
@@ -51,18 +53,25 @@ class FPN(nn.Module):
 class RPNHead(nn.Module):
   """Per level: 3x3 conv + ReLU, then 1x1 convs to `num_anchors` objectness logits and
   `4 * num_anchors` box deltas; weights shared across levels. Returns, concatenated over levels in
-  the anchors' order (position-major, then anchor), objectness [B, A_total] and deltas [B, A_total, 4]."""
+  the anchors' order (position-major, then anchor), objectness [B, A_total] and deltas [B, A_total, 4].
+  `noise` / `quant`: the 3x3 conv's; `out_noise` / `out_quant`: the two predictors' (the model's
+  "last" products)."""
 
   num_anchors: int = 3
   features: int = 256
   noise: NoiseConfig | None = None
+  quant: ProductQuant | None = None
+  out_noise: NoiseConfig | None = None
+  out_quant: ProductQuant | None = None
 
   @nn.compact
   def __call__(self, levels: Sequence[jax.Array]) -> tuple[jax.Array, jax.Array]:
-    conv = NoisyConv(self.features, (3, 3), kernel_init=_HEAD_INIT, noise=self.noise, name="conv")
-    cls = NoisyConv(self.num_anchors, (1, 1), kernel_init=_HEAD_INIT, noise=self.noise, name="cls")
-    reg = NoisyConv(4 * self.num_anchors, (1, 1), kernel_init=_HEAD_INIT, noise=self.noise,
-                    name="reg")
+    conv = NoisyConv(self.features, (3, 3), kernel_init=_HEAD_INIT, noise=self.noise,
+                     quant=self.quant, name="conv")
+    cls = NoisyConv(self.num_anchors, (1, 1), kernel_init=_HEAD_INIT, noise=self.out_noise,
+                    quant=self.out_quant, name="cls")
+    reg = NoisyConv(4 * self.num_anchors, (1, 1), kernel_init=_HEAD_INIT, noise=self.out_noise,
+                    quant=self.out_quant, name="reg")
     logits, deltas = [], []
     for x in levels:
       h = nn.relu(conv(x))

@@ -21,7 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from freqnoise.analog.noise import NoiseConfig
+from freqnoise.analog.noise import NoiseConfig, noise_for_layer
+from freqnoise.analog.product_quant import ProductQuant, quant_for_layer
 from freqnoise.detection import anchors as anchor_ops
 from freqnoise.detection import detection_losses as L
 from freqnoise.detection import proposals, targets as T
@@ -64,20 +65,25 @@ class MaskRCNN(nn.Module):
   max_detections: int = 100
   detections_pre_nms: int = 1000
   noise: NoiseConfig | None = None
-  quant: object = None                  # converters: not supported in the detector (checked)
+  quant: ProductQuant | None = None     # DAC / Q_w / ADC of the analog products
 
   def setup(self):
-    if self.quant is not None:
-      raise ValueError("maskrcnn does not support config.quant (DAC / ADC converters) yet")
     if self.depth not in (18, 50):
       raise ValueError(f"maskrcnn depth must be 18 or 50, got {self.depth}")
+    # Analog products (`noise.layers` / `quant.layers`): "first" = the backbone's products that
+    # read the input (the ResNet decides), "last" = the predictors (RPN objectness and deltas,
+    # box classifier and deltas, mask logits); FPN and hidden head layers are in every set.
+    mid = dict(noise=noise_for_layer(self.noise, 1, 3), quant=quant_for_layer(self.quant, 1, 3))
+    out = dict(out_noise=noise_for_layer(self.noise, 2, 3),
+               out_quant=quant_for_layer(self.quant, 2, 3))
     self.backbone = ResNet(num_classes=1, stage_sizes=(3, 4, 6, 3) if self.depth == 50 else (2,) * 4,
                            bottleneck=self.depth == 50, stem=self.stem, width=self.width,
-                           noise=self.noise, features_only=True, frozen_stages=self.frozen_stages)
-    self.fpn = FPN(self.fpn_features, noise=self.noise)
-    self.rpn = RPNHead(len(self.anchor_ratios), self.fpn_features, noise=self.noise)
-    self.box_head = BoxHead(self.num_classes, self.box_hidden, noise=self.noise)
-    self.mask_head = MaskHead(self.num_classes, self.fpn_features, self.mask_convs, noise=self.noise)
+                           noise=self.noise, quant=self.quant, features_only=True,
+                           frozen_stages=self.frozen_stages)
+    self.fpn = FPN(self.fpn_features, **mid)
+    self.rpn = RPNHead(len(self.anchor_ratios), self.fpn_features, **mid, **out)
+    self.box_head = BoxHead(self.num_classes, self.box_hidden, **mid, **out)
+    self.mask_head = MaskHead(self.num_classes, self.fpn_features, self.mask_convs, **mid, **out)
 
   # ------------------------------------------------------------------ shared pieces
   def _image_shape(self, x: jax.Array) -> tuple[int, int]:

@@ -66,6 +66,9 @@ MODELS = {  # every registered model, small: (config.model, input)
     "mobilenet_v2": ({"small_images": True}, jnp.ones((1, 16, 16, 3))),
     "seq_classifier": ({"hidden": 4, "num_layers": 2}, jnp.ones((1, 3, 2))),
     "lstm_lm": ({"embed_dim": 4, "hidden": 4}, jnp.ones((1, 3), jnp.int32)),
+    "maskrcnn": ({"depth": 18, "width": 4, "fpn_features": 8, "box_hidden": 8, "mask_convs": 1,
+                  "rpn_pre_nms_test": 16, "rpn_post_nms_test": 16, "detections_pre_nms": 16,
+                  "max_detections": 4}, jnp.ones((1, 64, 64, 3))),
 }
 
 
