@@ -11,7 +11,8 @@ Scales (`scale=...`):
     longer side is 1344 and padded to 1344², 2 images a step, SGD 0.0025 (momentum 0.9, weight decay
     1e-4, clip 35), 500 warm-up steps, 20 epochs with x0.1 at epochs 16 and 19, stage 1 frozen and
     the backbone from an ImageNet classification run of ours (`init_from`). For a GPU: about
-    1.17 M steps; expect days on one GPU (see the README for our measured step time).
+    1.18 M steps of 2 images; not measured on a GPU here (on 2 CPU cores one 320² image
+    takes 14 s a train step: experiments/benchmarks/RESULTS.md).
   * `coco128`: ../shared/data/coco128-seg, 96 training / 32 held-out images, 384², ResNet-50 at width
     16 with 64-channel FPN and heads, from scratch, 8 epochs, on this CPU (README: time, result).
   * `overfit`: the first 16 coco128 images, trained and evaluated on the same images (the
