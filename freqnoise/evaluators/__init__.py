@@ -17,14 +17,14 @@ from freqnoise.evaluators import defense, detection, montecarlo, perplexity  # n
 from freqnoise.evaluators.registry import (check_config, configured, known_types, register, run,
                                            run_configured, settings)
 from freqnoise.evaluators.split import SplitEvaluator
-from freqnoise.evaluators.detection import DetectionEvaluator
+from freqnoise.evaluators.detection import DetectionEvaluator, evaluator_of
 
 
 def split_evaluator(experiment):
   """The trainer's periodic eval of `experiment`: COCO AP for a detector (`config.loss =
   'maskrcnn'`), loss and accuracy otherwise."""
   if experiment.objective == "maskrcnn":
-    return DetectionEvaluator(experiment)
+    return evaluator_of(experiment)
   return SplitEvaluator(experiment)
 
 

@@ -75,6 +75,15 @@ class DetectionEvaluator:
     return score(e, split, results)
 
 
+def evaluator_of(experiment) -> DetectionEvaluator:
+  """The experiment's one DetectionEvaluator: the trainer's periodic eval and the `coco` evaluator
+  share it, so its jitted inference compiles once per run."""
+  cached = experiment.__dict__.get("_detection_evaluator")
+  if cached is None:
+    cached = experiment._detection_evaluator = DetectionEvaluator(experiment)
+  return cached
+
+
 def split_image_ids(ds) -> list[int]:
   """The COCO image ids of a split's examples, in order, decoding no image: an in-memory split's
   `image_id` column, or a `LazySplit`'s rows of its source's `image_ids` (`DetectionSource`)."""
@@ -111,8 +120,7 @@ def _check(config, s: dict) -> None:
 def coco(experiment, state, key, s: dict) -> dict[str, float]:
   """COCO AP of `split` (`DetectionEvaluator`), and `detections_<split>.png` in the workdir with
   the first `picture_images` images' detections (0: no picture)."""
-  evaluator = DetectionEvaluator(experiment)
-  results, first = evaluator.detections(state, s["split"])
+  results, first = evaluator_of(experiment).detections(state, s["split"])
   scores = score(experiment, s["split"], results)
   if s["picture_images"] and jax.process_index() == 0 and first is not None:
     draw_first(experiment, first, os.path.join(experiment.workdir, f"detections_{s['split']}.png"),
