@@ -7,8 +7,10 @@ params, same code path). When noise or a converter is on they hand Flax's `dot_g
 `conv_general_dilated_cls` hook an `AnalogProduct`, which calls the one `analog_product` (DAC,
 Q_w, weight noise, the product, output noise, ADC noise, ADC); Flax then adds the bias after it,
 as the definition requires. With `noise=None`, a statically-off config and no converters, nothing
-is swapped in, so outputs are bitwise those of the plain layers. Keys come only from the `noise`
-and `program` RNG streams (see `freqnoise.analog.product`).
+is swapped in, so outputs are bitwise those of the plain layers (`NoisyConv`'s depthwise
+convolutions on CPU excepted: `conv_op` sums their taps in another order, equal to float32
+rounding). Keys come only from the `noise` and `program` RNG streams (see
+`freqnoise.analog.product`).
 
 Converters: `quant` (a `ProductQuant`, what models thread from `config.quant`) builds the layer's
 own `Quantizer` submodules under `<layer>/analog/{dac,weight,adc}`. `input_quantizer` (DAC) and
@@ -25,6 +27,7 @@ import flax.linen as nn
 import jax
 from jax import lax
 
+from freqnoise.analog import conv_op
 from freqnoise.analog.noise import NoiseConfig
 from freqnoise.analog.product import analog_product, module_rng
 from freqnoise.analog.product_quant import ProductQuant
@@ -55,7 +58,7 @@ class AnalogProduct(nn.Module):
       if mine is not None and given is not None:
         raise ValueError(f"{name} and the same converter of `quant` are both set; give one")
     # aihwkit's α per input vector: a dense product's last axis, a convolution's whole example.
-    axes = (tuple(range(1, lhs.ndim)) if self.op is lax.conv_general_dilated else (-1,)
+    axes = (tuple(range(1, lhs.ndim)) if self.op is not lax.dot_general else (-1,)
             ) if quant.scale_inputs else None
     return analog_product(self.op, lhs, rhs, self.noise, module_rng(self),
                           dac=self.input_quantizer if dac is None else dac,
@@ -124,6 +127,9 @@ class NoisyConv(nn.Conv):
   output_quantizer: Quantizer = None
 
   def __post_init__(self):
+    # `conv_op.conv_general_dilated` is lax's, except depthwise convs on CPU (much faster there).
+    if self.conv_general_dilated is None:
+      object.__setattr__(self, "conv_general_dilated", conv_op.conv_general_dilated)
     object.__setattr__(self, "conv_general_dilated_cls",
-                       _analog_hook(self, lax.conv_general_dilated))
+                       _analog_hook(self, self.conv_general_dilated))
     super().__post_init__()
