@@ -1,5 +1,6 @@
-"""The Imagenette table of experiments/frequency_domain/README.md (results/imagenette_*.json, one
-file per variant and seed: `imagenette_<variant>.json` is seed 0, `..._seed<N>.json` seed N).
+"""The Imagenette tables of experiments/frequency_domain/README.md (results/imagenette_*.json, one
+file per variant and seed: `imagenette_<variant>.json` is seed 0, `..._seed<N>.json` seed N;
+MobileNetV2's variants end in `_mbv2`).
 
 Loaded by experiments/tables.py, which calls `register(kit)` with its registry and helpers.
 """
@@ -22,6 +23,11 @@ LABELS = {"spatial112": "spatial112 (224² resized to 112², stem)",
 # The paper's ResNet-50 top-1 on ImageNet (its Table; DCT-32 and DCT-48 not reported for ResNet-50).
 PAPER_ANALOGUE = {"spatial112": "RGB 224²: 75.78", "dct24": "DCT-24: 76.79",
                   "dct64": "DCT-64: 77.16", "learned24": "its learned subsets (heat map)"}
+MBV2 = "_mbv2"  # MobileNetV2's runs: results/imagenette_<variant>_mbv2[_seed<N>].json
+MBV2_LABELS = {"spatial112": "spatial112 (224² resized to 112², stem: 56² at block 1)",
+               "dct24": "dct24 (DCT of the image upscaled to 448²: 56² at block 1)"}
+# The paper's MobileNetV2 top-1 on ImageNet.
+MBV2_ANALOGUE = {"spatial112": "RGB 224²: 71.70", "dct24": "DCT-24: 72.36"}
 FILE = re.compile(r"^imagenette_(.+?)(?:_seed(\d+))?\.json$")
 
 
@@ -35,38 +41,67 @@ def runs(t) -> dict[str, dict[int, dict]]:
   return out
 
 
+def _rows(t, found: dict, labels: dict, analogue: dict) -> list[list[str]]:
+  """One row per variant: top-1 per seed, mean (spread), input, FLOPs, params, run length."""
+  rows = []
+  for v in [v for v in ORDER if v in found] + sorted(set(found) - set(ORDER)):
+    seeds = found[v]
+    top = [100 * seeds[s]["test_top1"] for s in sorted(seeds)]
+    r = seeds[min(seeds)]
+    spread = f" ({max(top) - min(top):.2f})" if len(top) > 1 else ""
+    shape = "x".join(str(s) for s in r["input_shape"])
+    rows.append([labels.get(v, v), " / ".join(f"{x:.2f}" for x in top),
+                 f"{np.mean(top):.2f}{spread}", analogue.get(v, "—"),
+                 f"{shape} = {r['input_elements']:,}", f"{r['input_bytes_float32']:,}",
+                 f"{r['forward_flops'] / 1e6:.1f}", f"{r['params']:,}",
+                 f"{r['steps']} ({r['epochs']})",
+                 f"{np.mean([s['train_seconds'] for s in seeds.values()]) / 60:.1f}"])
+  return rows
+
+
+def _table(t, found: dict, labels: dict, analogue: dict, paper_model: str) -> str:
+  header = ["variant", "top-1 (%) per seed", "mean (spread)", f"paper's analogue ({paper_model})",
+            "input per image (elements)", "input bytes (float32)", "forward MFLOPs", "params",
+            "steps (epochs)", "train wall (min, mean)"]
+  rows = _rows(t, found, labels, analogue)
+  return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
+
+
 def register(t) -> None:
+  def resnet() -> dict:
+    return {v: r for v, r in runs(t).items() if not v.endswith(MBV2)}
+
+  def mobilenet() -> dict:
+    return {v.removesuffix(MBV2): r for v, r in runs(t).items() if v.endswith(MBV2)}
+
+  def mean(found: dict, v: str) -> str:
+    seeds = found.get(v)
+    if not seeds:
+      return "pending"
+    top = [100 * r["test_top1"] for r in seeds.values()]
+    return f"{np.mean(top):.2f}% ({len(top)} seed{'s' if len(top) > 1 else ''})"
+
   @t.summary_row
   def summary() -> list[str]:
-    found = runs(t)
-
-    def mean(v: str) -> str:
-      seeds = found.get(v)
-      if not seeds:
-        return "pending"
-      top = [100 * r["test_top1"] for r in seeds.values()]
-      return f"{np.mean(top):.2f}% ({len(top)} seed{'s' if len(top) > 1 else ''})"
+    found = resnet()
     return ["Imagenette (224 px), ResNet-18 at width 16, 8 epochs: the paper's protocol halved",
-            f"spatial 112² {mean('spatial112')}, DCT-24 {mean('dct24')}, DCT-64 {mean('dct64')}",
+            f"spatial 112² {mean(found, 'spatial112')}, DCT-24 {mean(found, 'dct24')}, "
+            f"DCT-64 {mean(found, 'dct64')}",
             f"`experiments/{PAPER}/results/imagenette_*.json`"]
+
+  @t.summary_row
+  def summary_mobilenet() -> list[str]:
+    found = mobilenet()
+    return ["Imagenette (224 px), MobileNetV2 (width 1.0), 8 epochs: the paper's protocol halved",
+            f"spatial 112² {mean(found, 'spatial112')}, DCT-24 {mean(found, 'dct24')}",
+            f"`experiments/{PAPER}/results/imagenette_*_mbv2*.json`"]
 
   @t.table("freq_imagenette")
   def freq_imagenette() -> str:
-    """Top-1 per seed, mean and spread (max − min), input size, FLOPs, run length."""
-    found = runs(t)
-    header = ["variant", "top-1 (%) per seed", "mean (spread)", "paper's analogue (ResNet-50)",
-              "input per image (elements)", "forward MFLOPs", "params", "steps (epochs)",
-              "train wall (min, mean)"]
-    rows = []
-    for v in [v for v in ORDER if v in found] + sorted(set(found) - set(ORDER)):
-      seeds = found[v]
-      top = [100 * seeds[s]["test_top1"] for s in sorted(seeds)]
-      r = seeds[min(seeds)]
-      spread = f" ({max(top) - min(top):.2f})" if len(top) > 1 else ""
-      shape = "x".join(str(s) for s in r["input_shape"])
-      rows.append([LABELS.get(v, v), " / ".join(f"{x:.2f}" for x in top),
-                   f"{np.mean(top):.2f}{spread}", PAPER_ANALOGUE.get(v, "—"),
-                   f"{shape} = {r['input_elements']:,}", f"{r['forward_flops'] / 1e6:.1f}",
-                   f"{r['params']:,}", f"{r['steps']} ({r['epochs']})",
-                   f"{np.mean([s['train_seconds'] for s in seeds.values()]) / 60:.1f}"])
-    return t._markdown(header, rows or [["pending"] + ["—"] * (len(header) - 1)])
+    """ResNet-18 (width 16): top-1 per seed, mean and spread (max − min), input, FLOPs, run length."""
+    return _table(t, resnet(), LABELS, PAPER_ANALOGUE, "ResNet-50")
+
+  @t.table("freq_imagenette_mbv2")
+  def freq_imagenette_mbv2() -> str:
+    """MobileNetV2 (width 1.0): the same columns, beside the paper's MobileNetV2."""
+    return _table(t, mobilenet(), MBV2_LABELS, MBV2_ANALOGUE, "MobileNetV2")
