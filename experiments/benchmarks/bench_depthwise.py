@@ -8,8 +8,8 @@ Rows: MobileNetV2's depthwise layers at batch 64 and 112² input (forward, and f
 with respect to input and kernel), then one whole MobileNetV2 training step (AdamW, batch 64,
 112² pixels, 10 classes) with each conv.
 
-Command (2 CPU cores here, about 2 min):
-  python experiments/benchmarks/bench_depthwise.py --write experiments/benchmarks/RESULTS.md
+Command (2 CPU cores here, about 2 min; the table goes to RESULTS.md by hand, with the machine):
+  python experiments/benchmarks/bench_depthwise.py
 """
 
 from __future__ import annotations
@@ -102,7 +102,6 @@ def main() -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--batch", type=int, default=64, help="images per batch")
   parser.add_argument("--repeats", type=int, default=3, help="timed calls per row (best reported)")
-  parser.add_argument("--write", default="", help="append the table (markdown) to this file")
   args = parser.parse_args()
   if jax.default_backend() != "cpu":
     raise SystemExit(f"this benchmark is about XLA:CPU; the backend is {jax.default_backend()} "
@@ -116,11 +115,7 @@ def main() -> None:
             f"{jax.local_device_count()} cpu device, jax {jax.__version__}, best of {args.repeats}")
   lines = [header, "", "| case | ours (s) | lax grouped conv (s) | peer / ours |", "|---|---|---|---|"]
   lines += [f"| {name} | {ours:.4f} | {peer:.4f} | {peer / ours:.2f}x |" for name, ours, peer in rows]
-  text = "\n".join(lines)
-  print(text)
-  if args.write:
-    with open(args.write, "a") as f:
-      f.write(text + "\n\n")
+  print("\n".join(lines))
 
 
 if __name__ == "__main__":
