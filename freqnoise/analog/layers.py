@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 from jax import lax
 
-from freqnoise.analog import conv_op
+import freqnoise.analog.conv_op as conv_op
 from freqnoise.analog.noise import NoiseConfig
 from freqnoise.analog.product import analog_product, module_rng
 from freqnoise.analog.product_quant import ProductQuant
