@@ -27,8 +27,9 @@ and per-run wall times in experiments/frequency_domain/README.md, "Imagenette", 
 experiments/frequency_domain/results/imagenette_*.json): ResNet-18 (width 16) takes 6-15 min a
 variant; top-1 spatial112 65.44% (mean of 2 seeds, spread 1.81), dct24 64.82% (1.17), dct64 61.15%
 (0.82), spatial224 68.41% (1 seed): DCT-24 level with pixels at half the input, not ahead.
-MobileNetV2 (width 1.0) takes 25 min (spatial112) and 35 min (dct24, 448² images) a run, seed 0:
-spatial112 61.73%, dct24 64.51%.
+MobileNetV2 (width 1.0) takes 25 min (spatial112) and 35 min (dct24, 448² images) a run on quiet
+cores; top-1 (seeds 0 / 1): spatial112 61.73 / 60.76%, dct24 64.51 / 61.66% (+1.83 points in the
+mean, within dct24's seed spread of 2.85).
 Arguments (`configs/freq_imagenette.py:KEY=VALUE,...`): `variant` (default dct24); `model` =
 resnet18 | mobilenet_v2; `tiny` = 16x16 images, width 4, 4 steps (tests point data.source at a
 small folder).
