@@ -3,9 +3,9 @@
 XLA:CPU lowers a grouped convolution with one input channel per group (a depthwise conv, as in
 MobileNetV2) to a slow generic loop: for MobileNetV2's depthwise layers at batch 64 the same sum
 written as 9 shifted, strided slices times the kernel's taps is 4.5-9x faster with its gradient,
-and a whole MobileNetV2 train step 3.7x (`experiments/benchmarks/bench_depthwise.py`,
-RESULTS.md). So on CPU `conv_general_dilated` computes such convolutions as that sum (the same products, summed in
-another order: equal to lax's result to float32 rounding); every other convolution, and every
+and a whole MobileNetV2 train step 3.7x (`experiments/benchmarks/bench_depthwise.py`, RESULTS.md).
+So on CPU `conv_general_dilated` computes such convolutions as that sum (the same products, summed
+in another order: equal to lax's result to float32 rounding); every other convolution, and every
 convolution on GPU / TPU (where cuDNN / XLA have fast depthwise kernels), is lax's, unchanged.
 """
 
