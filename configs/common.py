@@ -247,6 +247,8 @@ def base_config() -> ml_collections.ConfigDict:
   # PGD adversarial training (Madry et al.): the fields and their meaning are
   # freqnoise.adversarial.DEFAULTS; epsilon 0 = off.
   c.adversarial = ml_collections.ConfigDict(adversarial.DEFAULTS)
+  # random_start None = the method decides (PGD yes, FGSM no); typed so the CLI can set it.
+  c.adversarial.random_start = ml_collections.config_dict.placeholder(bool)
 
   # Converters of every analog product (paper 4): DAC, weight quantizer, ADC and ADC noise, in
   # training (quantization-aware, straight-through) and every evaluation alike. The fields and

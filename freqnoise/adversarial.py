@@ -39,7 +39,10 @@ DEFAULTS = {
     "norm": "linf",        # linf | l2
     "step_size": 0.01,     # PGD step, fraction of the pixel range
     "steps": 40,           # PGD steps
-    "random_start": True,  # PGD starts at a uniform point of the ball (Madry et al.)
+    # None = the method decides, as foolbox and AttackConfig do: PGD starts at a uniform point of
+    # the ball (Madry et al.), FGSM at the clean image (Goodfellow et al.). A random start weakens
+    # a one-step attack, so FGSM never gets one unless asked for (fast adversarial training).
+    "random_start": None,
     "eot_draws": 1,        # noise draws averaged per gradient (noisy models; 1 = one draw)
     "fraction": 1.0,       # fraction of each training batch replaced by adversarial examples
     "pixel_scale": 255.0,  # the raw value of a full-range pixel (255: uint8 images; 1: [0, 1])

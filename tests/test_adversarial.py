@@ -67,3 +67,36 @@ def test_adversarial_training_differs_from_clean_and_resumes_bitwise(tmp_path):
   assert losses("a") == losses("b")
   assert losses("a")[-1] > losses("c")[-1]  # the mixed batch is harder than the clean one
   assert straight["test_loss"] != clean["test_loss"]
+
+
+@pytest.mark.parametrize("method,start", [("fgsm", False), ("pgd", True)])
+def test_the_method_decides_the_random_start_from_a_config_or_an_evaluator_block(method, start):
+  # Issue 24 #2: DEFAULTS used to say random_start=True for every method, so a config or
+  # evaluator block with method='fgsm' crafted a weaker, randomly started FGSM.
+  block = {**adversarial.DEFAULTS, "method": method, "epsilon": 0.1}
+  assert adversarial.attack_config(block).random_start is start
+  import ml_collections
+  from freqnoise.evaluators import registry
+  config = tiny()
+  with config.unlocked():
+    config.evals.transfer = ml_collections.ConfigDict(
+        {"type": "craft", "method": method, "epsilon": 0.1})
+  _, settings = registry.settings(config, "transfer")
+  assert adversarial.attack_config(settings).random_start is start
+  on = adversarial.training_settings(tiny(**ADV, **{"adversarial.method": method}))
+  assert adversarial.attack_config(on).random_start is start
+
+
+def test_fgsm_from_a_block_is_goodfellows_one_signed_step():
+  # A linear 10-class model: FGSM from the clean image is x + ε·sign(∇x loss), clipped to the
+  # range — no random start (which would weaken it: the review measured 0.016 vs 0.004 accuracy).
+  w = jax.random.normal(jax.random.PRNGKey(0), (16, 10))
+  x = jax.random.uniform(jax.random.PRNGKey(1), (8, 16)) * 255.0
+  y = jnp.arange(8) % 10
+  config = adversarial.attack_config({**adversarial.DEFAULTS, "method": "fgsm", "epsilon": 0.1})
+  logits_fn = lambda inputs, key: (inputs / 255.0) @ w
+  from freqnoise.robust.attacks import attack
+  out = attack(logits_fn, x, y, config, jax.random.PRNGKey(2))
+  grad = jax.grad(lambda v: cross_entropy(logits_fn(v, None), y)[0])(x)  # summed loss
+  expected = jnp.clip(x + 0.1 * 255.0 * jnp.sign(grad), 0.0, 255.0)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=0, atol=1e-3)
