@@ -73,7 +73,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
                              feature_group_count, batch_group_count)):
     pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
             if isinstance(padding, str) else [tuple(p) for p in padding])
-    if all(p >= 0 for pair in pads for p in pair):
+    padded = [n + lo + hi for n, (lo, hi) in zip(lhs.shape[1:3], pads)]
+    # negative padding and an input smaller than the kernel (an empty output) stay lax's
+    if all(p >= 0 for pair in pads for p in pair) and all(
+        n >= k for n, k in zip(padded, rhs.shape[:2])):
       return depthwise_conv(lhs, rhs, window_strides, pads)
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                   dimension_numbers, feature_group_count, batch_group_count,

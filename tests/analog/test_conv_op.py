@@ -40,6 +40,18 @@ def test_depthwise_equals_lax_grouped_conv(h, w, c, k, sh, sw, pad, seed):
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_an_input_smaller_than_the_kernel_gives_laxs_empty_output():
+  # Found by hypothesis (h=3, k=5, explicit padding (1, 0)): the padded input is smaller than the
+  # kernel, lax returns an empty output and the depthwise rewrite used to raise.
+  x = jnp.ones((2, 3, 3, 2), jnp.float32)
+  kernel = jnp.ones((5, 5, 1, 2), jnp.float32)
+  padding = ((1, 0), (0, 2))
+  expected = _lax_depthwise(x, kernel, (1, 1), padding)
+  out = conv_op.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=DN,
+                                     feature_group_count=2)
+  assert expected.shape == (2, 0, 1, 2) and out.shape == expected.shape
+
+
 def test_depthwise_gradients_equal_lax():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(2, 7, 6, 4)), jnp.float32)
