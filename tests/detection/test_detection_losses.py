@@ -1,12 +1,13 @@
-"""Mask R-CNN losses: NumPy closed forms, torch / torchvision's functions, both logit layouts, and
-finite losses and gradients for an image without instances, under jit and vmap."""
+"""Mask R-CNN losses: NumPy closed forms, normalisation over the batch (hand-computed), torch /
+torchvision's functions (live and golden), both logit layouts (27 classes: K + 1 == S), and finite
+losses and gradients for an image without instances, under jit and vmap."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.detection.peers import torch_or_skip
+from tests.detection.peers import peer_outputs
 from freqnoise.detection import detection_losses as dl
 from freqnoise.detection import targets
 
@@ -61,17 +62,6 @@ def test_rpn_loss_closed_form():
   np.testing.assert_allclose(box, want, rtol=1e-5)
 
 
-def test_rpn_loss_equals_torch():
-  torch, F = torch_or_skip()
-  obj, deltas, labels, tgt = _rpn_inputs(np.random.default_rng(1))
-  s, p = torch.from_numpy(labels >= 0), torch.from_numpy(labels == 1)
-  t = lambda x: torch.from_numpy(x).double()  # noqa: E731
-  want_cls = F.binary_cross_entropy_with_logits(t(obj)[s], p[s].double())
-  want_box = F.smooth_l1_loss(t(deltas)[p], t(tgt)[p], beta=1 / 9, reduction="sum") / s.sum()
-  cls, box = dl.rpn_loss(obj, deltas, labels, tgt)
-  np.testing.assert_allclose([cls, box], [want_cls.item(), want_box.item()], rtol=1e-5)
-
-
 @pytest.mark.parametrize("flat", [False, True])
 def test_box_head_loss_closed_form(flat):
   x = _head_inputs(np.random.default_rng(2))
@@ -86,28 +76,12 @@ def test_box_head_loss_closed_form(flat):
   np.testing.assert_allclose(box, want, rtol=1e-5)
 
 
-def test_box_head_loss_equals_torchvision_fastrcnn_loss():
-  torch, _ = torch_or_skip()
-  try:
-    from torchvision.models.detection.roi_heads import fastrcnn_loss
-  except Exception as e:  # noqa: BLE001
-    pytest.skip(f"torchvision not importable: {e}")
-  x = _head_inputs(np.random.default_rng(3))
-  n = 56  # torchvision has no padding rows: compare on the sampled ones
-  logits, deltas = x["class_logits"][:n], x["box_deltas"][:n].reshape(n, -1)
-  want = fastrcnn_loss(torch.from_numpy(logits), torch.from_numpy(deltas),
-                       [torch.from_numpy(x["classes"][:n]).long()],
-                       [torch.from_numpy(x["box_targets"][:n])])
-  got = dl.box_head_loss(x["class_logits"], x["box_deltas"], x["classes"], x["box_targets"],
-                         x["weights"], beta=1 / 9)  # torchvision's beta; padding rows weigh 0
-  np.testing.assert_allclose(got, [v.item() for v in want], rtol=1e-5)
-
-
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_mask_loss_closed_form_both_layouts(channels_last):
   x = _head_inputs(np.random.default_rng(4))
   logits = x["mask_logits"] if channels_last else x["mask_logits"].transpose(0, 3, 1, 2)
-  got = jax.jit(dl.mask_loss)(logits, x["classes"], x["mask_targets"], x["is_fg"])
+  got = jax.jit(dl.mask_loss, static_argnames="channels_last")(
+      logits, x["classes"], x["mask_targets"], x["is_fg"], channels_last=channels_last)
   fg = x["is_fg"]
   own = x["mask_logits"][np.arange(64), :, :, x["classes"]]
   np.testing.assert_allclose(got, _np_bce(own[fg], x["mask_targets"][fg]).mean(), rtol=1e-5)
@@ -117,22 +91,78 @@ def test_mask_loss_closed_form_both_layouts(channels_last):
       _np_bce(agnostic[fg, ..., 0], x["mask_targets"][fg]).mean(), rtol=1e-5)
 
 
-def test_mask_loss_equals_torch_and_ambiguous_layout_raises():
-  torch, F = torch_or_skip()
-  x = _head_inputs(np.random.default_rng(5))
-  fg = x["is_fg"]
-  logits = torch.from_numpy(x["mask_logits"].transpose(0, 3, 1, 2).copy())
-  labels = torch.from_numpy(x["classes"]).long()
-  idx = torch.arange(64)
-  want = F.binary_cross_entropy_with_logits(logits[idx, labels][fg],
-                                            torch.from_numpy(x["mask_targets"])[fg])
-  np.testing.assert_allclose(dl.mask_loss(x["mask_logits"], x["classes"], x["mask_targets"], fg),
-                             want.item(), rtol=1e-5)
-  square = np.zeros((4, 28, 28, 28), np.float32)
-  with pytest.raises(ValueError, match="channels_last"):
-    dl.mask_loss(square, np.zeros(4, np.int32), np.zeros((4, 28, 28)), np.zeros(4, bool))
-  assert dl.mask_loss(square, np.zeros(4, np.int32), np.zeros((4, 28, 28)), np.ones(4, bool),
-                      channels_last=False) == pytest.approx(np.log(2), rel=1e-5)
+def test_mask_loss_normalises_over_the_batch_hand_computed():
+  # Image 0: one foreground RoI, logits 0 against targets 1: log 2 a pixel. Image 1: eight, logits
+  # log 3: softplus(-log 3) = log(4 / 3) a pixel. torchvision's mean over the batch's 9 RoIs weighs
+  # the lone RoI 1/9; a mean of per-image means ((log 2 + log(4/3)) / 2 = 0.490) would weigh it 1/2.
+  s, r = 4, 8
+  logits = np.zeros((2, r, s, s, 3), np.float32)
+  logits[1] = np.log(3.0)
+  logits[0, 1:] = 50.0  # background slots of image 0: large, ignored
+  is_fg = np.array([[True] + [False] * 7, [True] * 8])
+  classes = np.where(is_fg, np.array([[2], [1]]), 0).astype(np.int32)
+  got = jax.jit(dl.mask_loss)(logits, classes, np.ones((2, r, s, s), np.float32), is_fg)
+  np.testing.assert_allclose(got, (np.log(2) + 8 * np.log(4 / 3)) / 9, rtol=1e-6)  # 0.3327
+
+
+def test_rpn_and_box_head_losses_normalise_over_the_batch():
+  # a batch [2, rows] is torchvision's concatenation of the images' rows, with one count, even
+  # when the images sample different numbers of rows
+  rng = np.random.default_rng(8)
+  obj, deltas, labels, tgt = _rpn_inputs(rng, 2 * 150)
+  labels[150:] = np.where(labels[150:] == 1, -1, labels[150:])  # image 1: fewer sampled anchors
+  b = lambda v: v.reshape((2, 150) + v.shape[1:])  # noqa: E731
+  s, p = labels >= 0, labels == 1
+  np.testing.assert_allclose(
+      jax.jit(dl.rpn_loss)(b(obj), b(deltas), b(labels), b(tgt)),
+      [_np_bce(obj[s], p[s]).mean(), _np_smooth_l1(deltas[p] - tgt[p], 1 / 9).sum() / s.sum()],
+      rtol=1e-5)
+  x = _head_inputs(rng)  # 8 padding rows, all in image 1 of the split below
+  args = [x[k] for k in ("class_logits", "box_deltas", "classes", "box_targets", "weights")]
+  cls, box = jax.jit(dl.box_head_loss)(*[v.reshape((2, 32) + v.shape[1:]) for v in args])
+  w, fg = x["weights"] > 0, x["classes"] > 0
+  own = x["box_deltas"][np.arange(64), x["classes"]]
+  np.testing.assert_allclose(cls, _np_ce(x["class_logits"][w], x["classes"][w]).mean(), rtol=1e-5)
+  np.testing.assert_allclose(box, _np_smooth_l1(own[fg] - x["box_targets"][fg], 1.0).sum()
+                             / w.sum(), rtol=1e-5)
+
+
+def test_mask_loss_with_27_classes_takes_the_layout_it_is_given():
+  # K + 1 = 28 = S: no shape tells the class axis; heads.MaskHead's channels-last is the default.
+  rng = np.random.default_rng(9)
+  logits = rng.normal(0, 2, (6, 28, 28, 28)).astype(np.float32)  # [R, S, S, K + 1]
+  targets = (rng.random((6, 28, 28)) < 0.4).astype(np.float32)
+  classes = rng.integers(1, 28, 6).astype(np.int32)
+  fg = np.array([True, True, False, True, True, False])
+  own = logits[np.arange(6), :, :, classes]
+  want = _np_bce(own[fg], targets[fg]).mean()
+  np.testing.assert_allclose(dl.mask_loss(logits, classes, targets, fg), want, rtol=1e-5)
+  first = logits.transpose(0, 3, 1, 2)  # torchvision's [R, K + 1, S, S]
+  np.testing.assert_allclose(dl.mask_loss(first, classes, targets, fg, channels_last=False), want,
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="mask_logits .* do not agree"):
+    dl.mask_loss(logits[..., :5], classes, targets, fg, channels_last=False)
+
+
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_losses_equal_torch_and_torchvision(source):
+  """rpn_loss vs torch's BCE / smooth L1, box_head_loss vs torchvision's fastrcnn_loss, mask_loss
+  on a batch of 2 images (1 and 7 foreground RoIs, K + 1 == S == 6) vs its maskrcnn_loss."""
+  p = peer_outputs("detection_losses", source)
+  got = jax.jit(dl.rpn_loss)(p["rpn_objectness"], p["rpn_deltas"], p["rpn_labels"],
+                             p["rpn_targets"])
+  np.testing.assert_allclose(got, [p["rpn_cls"], p["rpn_box"]], rtol=1e-5)
+  weights = np.ones(len(p["head_classes"]), np.float32)
+  got = jax.jit(dl.box_head_loss, static_argnames="beta")(
+      p["head_logits"], p["head_deltas"], p["head_classes"], p["head_targets"], weights,
+      beta=1 / 9)  # torchvision's beta
+  np.testing.assert_allclose(got, [p["head_cls"], p["head_box"]], rtol=1e-5)
+  mask_loss = jax.jit(dl.mask_loss, static_argnames="channels_last")
+  got = mask_loss(p["mask_logits"], p["mask_classes"], p["mask_targets"], p["mask_is_fg"])
+  np.testing.assert_allclose(got, p["mask"], rtol=1e-5)
+  first = p["mask_logits"].transpose(0, 1, 4, 2, 3)
+  np.testing.assert_allclose(mask_loss(first, p["mask_classes"], p["mask_targets"],
+                                       p["mask_is_fg"], channels_last=False), p["mask"], rtol=1e-5)
 
 
 def _image(with_instances):
