@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.detection.peers import torchvision_or_skip
+from tests.detection.peers import peer_outputs
 from freqnoise.detection import anchors as A
 
 
@@ -64,17 +64,12 @@ def test_bad_arguments_raise():
     A.base_anchors(0)
 
 
-@pytest.mark.parametrize("height,width", [(128, 192), (256, 64)])
-def test_matches_torchvision_anchor_generator(height, width):
-  torch, _ = torchvision_or_skip()
-  from torchvision.models.detection.anchor_utils import AnchorGenerator
-  from torchvision.models.detection.image_list import ImageList
-  strides = (4, 8, 16, 32, 64)
-  generator = AnchorGenerator(sizes=tuple((8 * s,) for s in strides),
-                              aspect_ratios=((0.5, 1.0, 2.0),) * len(strides))
-  images = ImageList(torch.zeros(1, 3, height, width), [(height, width)])
-  features = [torch.zeros(1, 1, height // s, width // s) for s in strides]
-  want = generator(images, features)[0].numpy()
-  got, sizes = A.pyramid_anchors(height, width, strides)
-  assert sum(sizes) == len(want)
-  np.testing.assert_allclose(got, want, atol=1e-5)
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_matches_torchvision_anchor_generator(source):
+  p = peer_outputs("anchors", source)  # images 64 x 128 and 128 x 64, strides 4..64
+  strides = tuple(int(s) for s in p["strides"])
+  for height, width in p["image_sizes"].tolist():
+    want = p[f"anchors_{height}x{width}"]
+    got, sizes = A.pyramid_anchors(height, width, strides)
+    assert sum(sizes) == len(want)
+    np.testing.assert_allclose(got, want, atol=1e-5)

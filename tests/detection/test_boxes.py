@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tests.detection.peers import torchvision_or_skip
+from tests.detection.peers import peer_outputs
 from freqnoise.detection import boxes as B
 
 
@@ -60,13 +60,11 @@ def test_iou_broadcasts_leading_dims_and_area():
                              [6, 0])
 
 
-def test_iou_matches_torchvision():
-  torch, torchvision = torchvision_or_skip()
-  rng = np.random.default_rng(2)
-  a, b = random_boxes(rng, 30), random_boxes(rng, 20)
-  want = torchvision.ops.box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
-  np.testing.assert_allclose(np.asarray(B.iou(a, b)), want, atol=1e-5)
-
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_iou_matches_torchvision(source):
+  p = peer_outputs("boxes", source)
+  np.testing.assert_allclose(np.asarray(jax.jit(B.iou)(p["iou_a"], p["iou_b"])), p["iou"],
+                             atol=1e-5)
 
 def _boxes_from(params: np.ndarray) -> np.ndarray:
   """[N, 4] (cx, cy, log w, log h) -> boxes."""
@@ -108,21 +106,14 @@ def test_encode_values_and_decode_clip():
   assert np.isfinite(np.asarray(B.decode(np.full((1, 4), 1e30, np.float32), anchors))).all()
 
 
-def test_coder_matches_torchvision():
-  torch, _ = torchvision_or_skip()
-  from torchvision.models.detection._utils import BoxCoder
-  rng = np.random.default_rng(3)
-  anchors, boxes = random_boxes(rng, 40), random_boxes(rng, 40)
-  weights = (10.0, 10.0, 5.0, 5.0)
-  coder = BoxCoder(weights)
-  want = coder.encode_single(torch.from_numpy(boxes), torch.from_numpy(anchors)).numpy()
-  got = np.asarray(B.encode(boxes, anchors, weights))
-  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-  deltas = rng.normal(0, 3, (40, 4)).astype(np.float32)
-  want = coder.decode_single(torch.from_numpy(deltas), torch.from_numpy(anchors)).numpy()
-  np.testing.assert_allclose(np.asarray(B.decode(deltas, anchors, weights)), want, rtol=1e-5,
-                             atol=1e-4)
-
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_coder_matches_torchvision(source):
+  p = peer_outputs("boxes", source)  # torchvision's BoxCoder((10, 10, 5, 5))
+  weights = tuple(float(w) for w in p["coder_weights"])
+  got = np.asarray(B.encode(p["coder_boxes"], p["coder_anchors"], weights))
+  np.testing.assert_allclose(got, p["coder_encoded"], rtol=1e-5, atol=1e-5)
+  got = np.asarray(B.decode(p["coder_deltas"], p["coder_anchors"], weights))
+  np.testing.assert_allclose(got, p["coder_decoded"], rtol=1e-5, atol=1e-4)
 
 def test_coding_broadcasts_and_jits():
   rng = np.random.default_rng(4)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.detection.peers import torchvision_or_skip
+from tests.detection.peers import peer_outputs
 from freqnoise.detection.nms import batched_nms, nms
 
 
@@ -150,17 +150,15 @@ def test_batched_nms_matches_per_class_reference_under_vmap(seed):
   _check((indices[1], valid[1]), want, 30)
 
 
-def test_matches_torchvision():
-  torch, torchvision = torchvision_or_skip()
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_matches_torchvision(source):
+  p = peer_outputs("nms", source)  # 3 seeds of 200 boxes, 5 classes
+  threshold = float(p["iou_threshold"])
   for seed in range(3):
-    boxes, scores = random_case(seed, 200)
-    classes = np.random.default_rng(seed).integers(0, 5, 200)
-    tb, ts = torch.from_numpy(boxes), torch.from_numpy(scores)
-    want = torchvision.ops.nms(tb, ts, 0.5).numpy()
-    _check(_jit_nms(boxes, scores, 0.5, 200), list(want), 200)
-    want = torchvision.ops.batched_nms(tb, ts, torch.from_numpy(classes), 0.5).numpy()
-    _check(_jit_batched(boxes, scores, classes, 0.5, 200), list(want), 200)
-
+    boxes, scores, classes = p[f"boxes_{seed}"], p[f"scores_{seed}"], p[f"classes_{seed}"]
+    _check(_jit_nms(boxes, scores, threshold, 200), list(p[f"keep_{seed}"]), 200)
+    _check(_jit_batched(boxes, scores, classes, threshold, 200),
+           list(p[f"batched_keep_{seed}"]), 200)
 
 def test_bad_arguments_raise():
   boxes, scores = random_case(0, 5)

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.detection.peers import torchvision_or_skip
+from tests.detection.peers import peer_outputs
 from freqnoise.detection import roi_align as roi_module
 from freqnoise.detection.roi_align import fpn_levels, multilevel_roi_align, roi_align
 
@@ -126,17 +126,12 @@ def test_gradients_equal_autodiff_and_finite_differences(monkeypatch):
   assert np.abs(d_f).max() > 0 and np.abs(d_b).max() > 0
 
 
-def test_matches_torchvision_roi_align():
-  torch, torchvision = torchvision_or_skip()
-  f = _features(2, 12, 15, 4)
-  for scale, aligned in [(0.25, True), (0.5, True), (0.25, False)]:
-    boxes = _boxes(3, 40, 12 / scale, 15 / scale)
-    rois = torch.cat([torch.zeros(len(boxes), 1), torch.from_numpy(boxes)], 1)
-    want = torchvision.ops.roi_align(torch.from_numpy(f).permute(2, 0, 1)[None], rois, 7,
-                                     spatial_scale=scale, sampling_ratio=2, aligned=aligned)
-    got = np.asarray(roi_align(f, boxes, 7, scale, 2, aligned))
-    np.testing.assert_allclose(got, want.permute(0, 2, 3, 1).numpy(), atol=1e-5)
-
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_matches_torchvision_roi_align(source):
+  p = peer_outputs("roi_align", source)  # 22 boxes per (scale, aligned), awkward ones included
+  for i, (scale, aligned) in enumerate(zip(p["scales"].tolist(), p["aligned"].tolist())):
+    got = np.asarray(_jit_roi_align(p["features"], p[f"boxes_{i}"], 7, scale, 2, aligned))
+    np.testing.assert_allclose(got, p[f"pooled_{i}"], atol=1e-5)
 
 def test_fpn_levels_match_reference():
   rng = np.random.default_rng(4)
@@ -178,23 +173,15 @@ def test_multilevel_pools_each_box_from_its_level():
       np.testing.assert_allclose(got[r:r + 1], want, atol=1e-5)
 
 
-def test_multilevel_matches_torchvision_multiscale_roi_align():
-  torch, _ = torchvision_or_skip()
-  from torchvision.ops import MultiScaleRoIAlign
-  strides = (4, 8, 16, 32)
-  height, width = 128, 96  # P2 32 x 24: float32 coordinates good to ~4e-6 cells
-  names = [f"p{l}" for l in range(2, 6)]
-  features = [_features(20 + l, height // s, width // s, 2) for l, s in enumerate(strides)]
-  rng = np.random.default_rng(6)
-  xy = rng.uniform(-10, [width, height], (50, 2))
-  boxes = np.concatenate([xy, xy + rng.uniform(2, 500, (50, 2))], 1).astype(np.float32)
-  assert set(np.asarray(fpn_levels(boxes, strides))) == {0, 1, 2, 3}
-  pooler = MultiScaleRoIAlign(names, output_size=7, sampling_ratio=2)  # aligned=False inside
-  want = pooler({n: torch.from_numpy(f).permute(2, 0, 1)[None] for n, f in zip(names, features)},
-                [torch.from_numpy(boxes)], [(height, width)])
-  got = np.asarray(multilevel_roi_align(features, boxes, 7, strides, aligned=False))
-  np.testing.assert_allclose(got, want.permute(0, 2, 3, 1).numpy(), atol=1e-5)
-
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_multilevel_matches_torchvision_multiscale_roi_align(source):
+  p = peer_outputs("roi_align", source)  # P2..P5 of a 128 x 96 image, 50 boxes
+  strides = tuple(int(s) for s in p["ms_strides"])
+  features = [p[f"ms_features_{l}"] for l in range(len(strides))]
+  assert set(np.asarray(fpn_levels(p["ms_boxes"], strides))) == {0, 1, 2, 3}
+  run = jax.jit(lambda f, b: multilevel_roi_align(f, b, 7, strides, aligned=False))
+  got = np.asarray(run(features, p["ms_boxes"]))
+  np.testing.assert_allclose(got, p["ms_pooled"], atol=1e-5)
 
 def test_bad_arguments_raise():
   f, boxes = _features(0, 4, 4, 1), _boxes(0, 2, 4, 4)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.detection.peers import torchvision_or_skip
+from tests.detection.peers import peer_outputs
 from freqnoise.detection import boxes as box_ops
 from freqnoise.detection import targets
 
@@ -76,23 +76,17 @@ def test_match_low_quality_ties_and_no_gt():
   np.testing.assert_array_equal(lab, np.zeros(6))  # no GT: everything background
 
 
-def test_match_equals_torchvision_matcher():
-  torch, _ = torchvision_or_skip()
-  from torchvision.models.detection._utils import Matcher
-  rng = np.random.default_rng(1)
-  for low_quality in (False, True):
-    anchors = _random_boxes(rng, 60)
-    anchors = np.concatenate([anchors, anchors[:10]])  # duplicated anchors: tied best anchors
-    gt = _random_boxes(rng, 6)
-    valid = np.array([True, False, True, True, False, True])
-    gt[~valid] = 0
-    iou = np.asarray(box_ops.iou(anchors, gt))
-    m, lab = targets.match(iou, valid, 0.7, 0.3, low_quality)
-    tv = Matcher(0.7, 0.3, allow_low_quality_matches=low_quality)(
-        torch.from_numpy(iou[:, valid].T.copy())).numpy()
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_match_equals_torchvision_matcher(source):
+  p = peer_outputs("targets", source)  # 70 anchors (10 duplicated: tied best anchors), 6 GT
+  valid = p["match_gt_valid"]
+  fg, bg = p["match_thresholds"].tolist()
+  for low_quality in (0, 1):
+    m, lab = jax.jit(targets.match, static_argnums=(2, 3, 4))(p["match_iou"], valid, fg, bg,
+                                                              bool(low_quality))
+    tv = p[f"matcher_{low_quality}"]
     np.testing.assert_array_equal(lab, np.where(tv >= 0, 1, np.where(tv == -1, 0, -1)))
     np.testing.assert_array_equal(np.asarray(m)[tv >= 0], np.flatnonzero(valid)[tv[tv >= 0]])
-
 
 @pytest.mark.parametrize("num_pos,num_neg", [(300, 1000), (20, 1000), (20, 100), (0, 0)])
 def test_sample_counts_exact_and_deterministic(num_pos, num_neg):
@@ -263,20 +257,15 @@ def test_mask_targets_closed_forms():
   np.testing.assert_array_equal(mask_targets(zero, zero, full * 0), np.zeros((1, 28, 28)))
 
 
-def test_mask_targets_equal_roi_align_of_full_mask():
+@pytest.mark.parametrize("source", ["golden", "live"])
+def test_mask_targets_equal_roi_align_of_full_mask(source):
   """Where the crop holds the instance's pixels exactly (pixel-aligned box, M = box side), the
   target is torchvision's RoIAlign(aligned=True, sampling_ratio=1) of the full mask, >= 0.5."""
-  torch, torchvision = torchvision_or_skip()
-  rng = np.random.default_rng(7)
-  gt = np.float32([[20, 24, 52, 56]])  # 32 x 32, M = 32, away from the image edges
-  crop = (rng.random((32, 32)) < 0.5).astype(np.uint8) * 255
-  full = np.zeros((80, 80), np.float32)
-  full[24:56, 20:52] = crop / 255
-  rois = np.concatenate([gt + rng.uniform(-8, 8, (20, 4)), [gt[0]]]).astype(np.float32)
-  got = np.asarray(targets.mask_targets(rois, np.repeat(gt, 21, 0), np.repeat(crop[None], 21, 0)))
-  ref = torchvision.ops.roi_align(
-      torch.from_numpy(full)[None, None], [torch.from_numpy(rois)], (28, 28), 1.0,
-      sampling_ratio=1, aligned=True)[:, 0].numpy()
+  p = peer_outputs("targets", source)
+  rois, ref = p["mask_rois"], p["mask_roi_align"]
+  n = len(rois)
+  got = np.asarray(jax.jit(targets.mask_targets)(rois, np.repeat(p["mask_gt_box"], n, 0),
+                                                 np.repeat(p["mask_crop"][None], n, 0)))
   sure = np.abs(ref - 0.5) > 1e-4
   assert sure.mean() > 0.95
   np.testing.assert_array_equal(got[sure], (ref >= 0.5)[sure])
