@@ -2,8 +2,9 @@
 
   * `detections_to_coco` turns a batch of the model's padded outputs (boxes in the resized input
     image, `valid` marking real detections) into COCO result dicts in ORIGINAL image pixels:
-    boxes / scale clipped to the original image, masks pasted at the original size as torchvision
-    does (`paste.paste_masks`) and run-length encoded;
+    boxes / scale clipped to the original image, masks pasted at the original size as detectron2
+    does (`paste.paste_masks`: the aligned pixel model of the training targets) and run-length
+    encoded;
   * `coco_ap` runs pycocotools' COCOeval on them, quietly, for boxes and masks, and returns its
     12 summary numbers per IoU type as fractions (`box_AP`, `box_AP50`, ..., `mask_ARl`);
   * `draw_detections` saves a grid of input images with boxes, labels and masks as a PNG.
@@ -49,7 +50,7 @@ def detections_to_coco(image_ids, boxes, scores, classes, valid, scale, orig_siz
     mask_probs: [B, D, m, m] mask probabilities over each box, or None for boxes only.
     category_ids: COCO category id of class k at index k - 1 (e.g. the sorted ids of the
       annotation file); None: class k is category k.
-    mask_threshold: pasted probabilities above it are inside the instance.
+    mask_threshold: in (0, 1]; pasted probabilities at or above it are inside the instance.
   Returns:
     one dict per detection: image_id, category_id, bbox [x, y, w, h] in ORIGINAL pixels (clipped
     to the image), score, and with masks `segmentation`: a compressed RLE {"size": [h, w],
@@ -212,7 +213,7 @@ def draw_detections(path: str, images, boxes, scores, classes, valid, mask_probs
       masks = paste_mask_probs(np.asarray(mask_probs[b])[keep], boxes[b, keep], height, width)
       overlay = np.zeros((height, width, 4), np.float32)
       for i, d in enumerate(keep):
-        overlay[masks[i] > 0.5] = (*palette(int(classes[b, d]) % 20)[:3], 0.45)
+        overlay[masks[i] >= 0.5] = (*palette(int(classes[b, d]) % 20)[:3], 0.45)
       ax.imshow(overlay, extent=(0, width, height, 0), interpolation="nearest")
     for d in keep:
       k = int(classes[b, d])

@@ -7,7 +7,8 @@
   * `rpn_targets`: sampled RPN labels and box deltas (weights (1, 1, 1, 1)) per anchor.
   * `sample_rois`: the R-CNN minibatch of `num_samples` RoIs from proposals + GT boxes, with class
     labels and box deltas (weights (10, 10, 5, 5)).
-  * `mask_targets`: each RoI's binary 28 x 28 target sampled from its GT's box-cropped mask.
+  * `mask_targets`: each RoI's binary 28 x 28 target sampled from its GT's box-cropped mask with
+    detectron2's aligned pixel model (`aligned_weights`, shared with `paste`).
 Defaults are those of Mask R-CNN R50-FPN 1x (torchvision / mmdetection, as DCTNet used).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from freqnoise.detection import boxes as box_ops
 
@@ -149,10 +151,19 @@ def sample_rois(proposals: jax.Array, proposal_valid: jax.Array, gt_boxes: jax.A
           "weights": valid.astype(jnp.float32), "is_fg": is_fg}
 
 
-def _interp_matrix(centres: jax.Array, size: int) -> jax.Array:
-  """Bilinear weights [S, M] of points `centres` [S] (in cell-index units, cell k centred at k)
-  over M cells, cells outside [0, M) counting as 0: the tent max(0, 1 - |c - k|)."""
-  return jax.nn.relu(1.0 - jnp.abs(centres[:, None] - jnp.arange(size, dtype=jnp.float32)))
+def aligned_weights(points, start, length, cells: int):
+  """Bilinear weights [P, cells] with which points [P] sample a grid of `cells` equal cells laid
+  over [start, start + length] (a 1-d length > 0), each cell's value sitting at its centre and 0
+  outside the grid: the tent max(0, 1 - |u - k|) at u = (p - start) / length * cells - 0.5.
+
+  This is the "aligned" pixel model of detectron2 (RoIAlign(aligned=True), grid_sample with
+  align_corners=False): image pixel i covers [i, i + 1) and its value sits at i + 0.5.
+  `mask_targets` samples GT crops with it and `paste.paste_masks` samples predictions with it, so
+  the two are each other's inverse up to resolution. NumPy or JAX arrays in, the same kind out (points under
+  jit included: only operators that both support)."""
+  u = (points - start) / length * cells - 0.5
+  w = 1.0 - abs(u[:, None] - np.arange(cells, dtype=np.float32))
+  return w * (w > 0)
 
 
 def mask_targets(rois: jax.Array, matched_gt_boxes: jax.Array, matched_gt_masks: jax.Array,
@@ -166,8 +177,10 @@ def mask_targets(rois: jax.Array, matched_gt_boxes: jax.Array, matched_gt_masks:
   bilinearly with 0 outside it (the instance lies inside its box), divided by 255 and thresholded
   at >= 0.5. Bilinear sampling is separable, so each target is Wy @ mask @ Wx^T.
 
-  This is detectron2's target (RoIAlign(output_size, aligned=True) of the full-image mask, then
-  >= 0.5) up to the M x M crop resolution: where the crop holds the instance's image pixels
+  Convention: detectron2's aligned sampling (`aligned_weights`), the one `paste.paste_masks` uses
+  to put predictions back, so a perfect prediction pastes back onto its GT mask. This is
+  detectron2's target (RoIAlign(output_size, aligned=True) of the full-image mask, then >= 0.5)
+  up to the M x M crop resolution: where the crop holds the instance's image pixels
   exactly (M = box size in pixels, pixel-aligned box) it equals RoIAlign with one sample per bin
   (sampling_ratio=1) of the full mask; detectron2's adaptive sampling_ratio averages
   ceil(h / S) x ceil(w / S) points per bin instead, a sub-bin smoothing the crop's area-averaged
@@ -182,8 +195,8 @@ def mask_targets(rois: jax.Array, matched_gt_boxes: jax.Array, matched_gt_masks:
     gh = jnp.maximum(gt[3] - gt[1], 1e-6)
     px = roi[0] + grid * (roi[2] - roi[0])
     py = roi[1] + grid * (roi[3] - roi[1])
-    wx = _interp_matrix((px - gt[0]) / gw * m - 0.5, m)                 # [S, M]
-    wy = _interp_matrix((py - gt[1]) / gh * m - 0.5, m)                 # [S, M]
+    wx = aligned_weights(px, gt[0], gw, m)                              # [S, M]
+    wy = aligned_weights(py, gt[1], gh, m)                              # [S, M]
     hi = jax.lax.Precision.HIGHEST  # full f32 (no TF32 / bf16 passes): values sit near 127.5
     values = jnp.matmul(jnp.matmul(wy, mask.astype(jnp.float32), precision=hi), wx.T,
                         precision=hi) / 255.0
