@@ -29,21 +29,26 @@ from jax import lax
 
 import freqnoise.analog.conv_op as conv_op
 from freqnoise.analog.noise import NoiseConfig
-from freqnoise.analog.product import analog_product, module_rng
+from freqnoise.analog.product import LAYOUTS, analog_product, module_rng, vector_axes
 from freqnoise.analog.product_quant import ProductQuant
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 
 
 class AnalogProduct(nn.Module):
-  """Flax's product hook around `op` (lax.dot_general or lax.conv_general_dilated): calls the one
-  `analog_product` with this module's `make_rng` and converters.
+  """Flax's product hook around `op` (lax.dot_general, lax.conv_general_dilated, jnp.dot, ...):
+  calls the one `analog_product` with this module's `make_rng` and converters.
 
   Called by Flax exactly like `op(lhs, rhs, ...)`; the output has the units on its last axis
   (Dense: [..., features]; Conv: [N, H, W, features]) which is what per-example power averages over.
+  `layout` says what the product is, whatever function computes it: 'dense' (lhs [..., F]
+  contracted on its last axis: one input vector per leading index, batch and time alike) or 'conv'
+  (lhs [N, ..., C]: one example per N). aihwkit's α and LSQ's feature count follow it
+  (`freqnoise.analog.product.vector_axes`).
   """
 
   op: Callable[..., jax.Array]
+  layout: str
   noise: NoiseConfig | None = None
   input_quantizer: Quantizer = None
   output_quantizer: Quantizer = None
@@ -51,15 +56,16 @@ class AnalogProduct(nn.Module):
 
   @nn.compact
   def __call__(self, lhs: jax.Array, rhs: jax.Array, *args, **kwargs) -> jax.Array:
+    if self.layout not in LAYOUTS:
+      raise ValueError(f"AnalogProduct.layout must be one of {LAYOUTS}, got {self.layout!r}")
     quant = self.quant or ProductQuant()
-    dac, weight, adc = quant.converters("dac", "weight", "adc")
+    dac, weight, adc = quant.converters("dac", "weight", "adc", layout=self.layout)
     for mine, given, name in ((dac, self.input_quantizer, "input_quantizer"),
                               (adc, self.output_quantizer, "output_quantizer")):
       if mine is not None and given is not None:
         raise ValueError(f"{name} and the same converter of `quant` are both set; give one")
     # aihwkit's α per input vector: a dense product's last axis, a convolution's whole example.
-    axes = (tuple(range(1, lhs.ndim)) if self.op is not lax.dot_general else (-1,)
-            ) if quant.scale_inputs else None
+    axes = vector_axes(self.layout, lhs.ndim) if quant.scale_inputs else None
     return analog_product(self.op, lhs, rhs, self.noise, module_rng(self),
                           dac=self.input_quantizer if dac is None else dac,
                           weight_quantizer=weight,
@@ -68,7 +74,7 @@ class AnalogProduct(nn.Module):
                           scale_axes=axes, op_args=args, op_kwargs=kwargs)
 
 
-def _analog_hook(module, op) -> Any:
+def _analog_hook(module, op, layout: str) -> Any:
   """The product class to hand Flax, or None when the layer is exactly the plain layer."""
   noise = module.noise
   if noise is not None and not isinstance(noise, NoiseConfig):
@@ -84,7 +90,7 @@ def _analog_hook(module, op) -> Any:
   # Named only with converters (their variables live under it); without, Flax's automatic name
   # keeps the noise draws of earlier runs (keys fold in the module path).
   name = {"name": "analog"} if module.quant is not None else {}
-  return functools.partial(AnalogProduct, op=op, noise=None if noise_off else noise,
+  return functools.partial(AnalogProduct, op=op, layout=layout, noise=None if noise_off else noise,
                            input_quantizer=module.input_quantizer,
                            output_quantizer=module.output_quantizer, quant=module.quant, **name)
 
@@ -106,7 +112,7 @@ class NoisyDense(nn.Dense):
 
   def __post_init__(self):
     # Always recompute the hook from `noise`, so `clone(noise=...)` never keeps a stale product.
-    object.__setattr__(self, "dot_general_cls", _analog_hook(self, lax.dot_general))
+    object.__setattr__(self, "dot_general_cls", _analog_hook(self, lax.dot_general, "dense"))
     super().__post_init__()
 
 
@@ -131,5 +137,5 @@ class NoisyConv(nn.Conv):
     if self.conv_general_dilated is None:
       object.__setattr__(self, "conv_general_dilated", conv_op.conv_general_dilated)
     object.__setattr__(self, "conv_general_dilated_cls",
-                       _analog_hook(self, self.conv_general_dilated))
+                       _analog_hook(self, self.conv_general_dilated, "conv"))
     super().__post_init__()

@@ -10,7 +10,10 @@ DAC, Q_w, weight noise, output noise, ADC noise or ADC.
 
 aihwkit's noise management (`scale_axes`): x is divided by α = max|x| over those axes (each input
 vector) before the DAC and the output multiplied by α after the ADC, so DAC and ADC ranges are in
-normalised units (REFERENCES.md, "Quantization").
+normalised units (REFERENCES.md, "Quantization"). Which axes hold one input vector depends on the
+product's layout, not on the function that computes it (`vector_axes`): a dense product ('dense':
+Dense, the tied softmax, recurrent gates; x [..., F], batch and time leading) contracts x's last
+axis; a convolution ('conv': x [N, ..., C]) takes each example whole.
 
 `groups` products can sit side by side in one fused kernel (the gates of a recurrent cell):
 kernel [..., G·H], block k = product k. Per-example power P is then the mean square over each
@@ -38,6 +41,17 @@ from freqnoise.analog.quant import to_channels
 Quantizer = Callable[..., jax.Array] | None
 RngFn = Callable[[str], jax.Array]
 ADC_NOISE_POSITIONS = ("before", "after")
+LAYOUTS = ("dense", "conv")
+
+
+def vector_axes(layout: str, ndim: int) -> tuple[int, ...]:
+  """The axes of an ndim-d product input (or output) that hold one input vector: 'dense' x
+  [..., F]: the last axis (every leading batch or time index is its own vector); 'conv' x
+  [N, ..., C]: all but the batch axis (aihwkit's vector is an unrolled patch; ours is the example).
+  What aihwkit's α and LSQ's feature count N are taken over."""
+  if layout not in LAYOUTS:
+    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+  return (ndim - 1,) if layout == "dense" else tuple(range(1, ndim))
 
 
 class AdcNoise(NamedTuple):
@@ -100,7 +114,7 @@ def analog_product(op: Callable[..., jax.Array], x: jax.Array, w: jax.Array,
     adc_noise: Gaussian noise in LSB units of `adc`, which must then have a `grid(y)` method
       (`Quantizer`, `stateless_quantizer`); its step is taken under stop_gradient.
     scale_axes: aihwkit's noise management: the axes of x over which α = max|x| is taken (each
-      input vector: (-1,) for a dense product); None = off.
+      input vector: `vector_axes(layout, x.ndim)`); None = off.
     defer_output_noise: return `(y, variance)` without output noise (or ADC), so a caller that
       only sums several products can add one draw of the summed variance (same distribution).
   """

@@ -107,14 +107,18 @@ class ProductQuant:
       if noise.lsb and self.adc is None:
         raise ValueError("ProductQuant.adc_noise is in LSB units of the ADC: it needs an adc")
 
-  def converters(self, *names: str) -> tuple[Quantizer | None, ...]:
+  def converters(self, *names: str, layout: str = "dense") -> tuple[Quantizer | None, ...]:
     """`Quantizer` submodules of the calling module (inside its compact method) for `names`,
     each 'dac…', 'weight…' or 'adc…' by its prefix; None where that converter is off. Tracked
-    ranges update whenever 'quant_ranges' is mutable (the trainer's step), never in evaluation."""
+    ranges update whenever 'quant_ranges' is mutable (the trainer's step), never in evaluation.
+    `layout` is the product's ('dense', as the recurrent cells' gates, or 'conv'): the DAC and ADC
+    count LSQ's N per input vector of it, the weight quantizer over the whole kernel."""
     built = []
     for name in names:
-      config = getattr(self, name.split("_")[0])
-      built.append(None if config is None else Quantizer(config, train=True, name=name))
+      kind = name.split("_")[0]
+      config = getattr(self, kind)
+      built.append(None if config is None else Quantizer(
+          config, train=True, layout=None if kind == "weight" else layout, name=name))
     return tuple(built)
 
 

@@ -18,10 +18,11 @@ Rounding is `jnp.round` (half to even). Stochastic rounding is floor(x/Δ + u), 
 from an explicit key (binary: P(+1) = (1 + x/Δ)/2): unbiased inside the range.
 
 Gradient (one `jax.custom_vjp`): straight-through for x — 1 where x/Δ is in the closed code range,
-0 outside; for Δ none ('ste'), LSQ's (Esser et al. 2020, × 1/sqrt(N·qmax)) or PACT's (Choi et al.
-2018). Ranges: 'fixed' (given), 'dynamic' (max|x| or min/max of the tensor itself at each call:
-the usual choice for weights, Qwix's absmax/minmax), 'tracked' (their EMA, in 'quant_ranges'),
-'learned' (LSQ step or PACT clip, a param); the last two need `quant_module.Quantizer`.
+0 outside; for Δ none ('ste'), LSQ's (Esser et al. 2020, × 1/sqrt(N·qmax), N the elements of one
+example sharing the step, never the batch: `quant_module.lsq_count`) or PACT's (Choi et al. 2018).
+Ranges: 'fixed' (given), 'dynamic' (max|x| or min/max of the tensor itself at each call: the usual
+choice for weights, Qwix's absmax/minmax), 'tracked' (their EMA, in 'quant_ranges'), 'learned'
+(LSQ step or PACT clip, a param); the last two need `quant_module.Quantizer`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from freqnoise.analog.product import module_rng
+from freqnoise.analog.product import module_rng, vector_axes
 from freqnoise.analog.quant import (COLLECTION, Grid, QuantConfig, channel_axis, data_range,
                                     fake_quant, grid_from_range, stateless_grid)
 
@@ -38,10 +38,15 @@ class Quantizer(nn.Module):
     config: the QuantConfig.
     train: used by mode 'tracked' only; an attribute (the layers' quantizer slot calls `q(x)`) or
       the call argument, not both.
+    layout: what x is, for LSQ's gradient scale 1/sqrt(N·qmax) (`lsq_count`): None: one array
+      whose elements all count (weights: N_W); 'dense' / 'conv': a product's inputs or outputs,
+      N_F = the features of one input vector (`freqnoise.analog.product.vector_axes`), so the
+      step's gradient does not depend on the batch size or the sequence length.
   """
 
   config: QuantConfig
   train: bool | None = None
+  layout: str | None = None
 
   def __call__(self, x: jax.Array, train: bool | None = None, *, grid: Grid | None = None
                ) -> jax.Array:
@@ -52,9 +57,9 @@ class Quantizer(nn.Module):
     key = module_rng(self)("noise") if cfg.stochastic else None
     if cfg.mode != "learned":
       return fake_quant(x, cfg, grid, key=key)
-    shared = x.size // max(1, math.prod(jnp.shape(grid.step)))  # N: the elements sharing a step
+    scale = 1 / math.sqrt(lsq_count(x.shape, cfg, self.layout) * cfg.qmax)
     return fake_quant(x, cfg, grid, key=key, grad=cfg.learned,
-                      grad_scale=1 / math.sqrt(shared * cfg.qmax) if cfg.learned == "lsq" else 1.0)
+                      grad_scale=scale if cfg.learned == "lsq" else 1.0)
 
   @nn.compact
   def grid(self, x: jax.Array, train: bool | None = None) -> Grid:
@@ -100,6 +105,17 @@ class Quantizer(nn.Module):
 
     step = self.param("step", init_step, shape)
     return Grid(step * cfg.step_scale if cfg.step_bits is not None else step, zero)
+
+
+def lsq_count(shape: tuple[int, ...], config: QuantConfig, layout: str | None) -> int:
+  """LSQ's N for an x of `shape` (Esser et al. 2020, §2.2: g = 1/sqrt(N·qmax)): the elements that
+  share one step within one example — all of a weight array (layout None; per channel: one
+  channel's), the features of one input vector of a 'dense' or 'conv' product (per channel: one
+  channel's). Never the batch or time axes: the step's gradient already sums over them."""
+  ndim = len(shape)
+  axes = range(ndim) if layout is None else vector_axes(layout, ndim)
+  channel = channel_axis(config, ndim)
+  return math.prod(shape[a] for a in axes if a != channel)
 
 
 def _grid(cfg: QuantConfig, ranges: Mapping[str, jax.Array]) -> Grid:

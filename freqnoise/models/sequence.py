@@ -153,6 +153,7 @@ class LSTMLanguageModel(nn.Module):
       return NoisyDense(self.num_classes, **out, kernel_init=init, name="logits")(x)
     bias = self.param("logits_bias", nn.initializers.zeros_init(), (self.num_classes,), jnp.float32)
     if out["quant"] is not None:  # the converters live under 'analog_logits'
-      return AnalogProduct(jnp.dot, **out, name="analog_logits")(x, embed.embedding.T) + bias
+      head = AnalogProduct(jnp.dot, "dense", **out, name="analog_logits")  # α, N per token
+      return head(x, embed.embedding.T) + bias
     rng = module_rng(self) if is_noisy(out["noise"]) else None
     return analog_product(jnp.dot, x, embed.embedding.T, out["noise"], rng) + bias

@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from freqnoise.analog import NoiseConfig, NoisyConv, NoisyDense
+from freqnoise.analog import AnalogProduct, NoiseConfig, NoisyConv, NoisyDense
+from freqnoise.analog.product_quant import ProductQuant, quant_from_config
+from freqnoise.analog.quant import QuantConfig
 
 X_DENSE = jax.random.normal(jax.random.key(0), (8, 16))
 X_CONV = jax.random.normal(jax.random.key(1), (2, 9, 9, 4))
@@ -155,3 +157,54 @@ def test_quantizer_hook_wraps_the_product_before_the_bias():
 def test_bad_noise_argument_is_a_clear_error():
   with pytest.raises(TypeError, match="NoiseConfig"):
     NoisyDense(3, noise={"snr_db": 0.0}).init(jax.random.key(0), X_DENSE)
+
+
+@pytest.mark.parametrize("layer,example,n", [
+    (NoisyDense(4), (5,), 5),                   # N = one input vector's features
+    (NoisyConv(4, (1, 1)), (3, 3, 5), 3 * 3 * 5),  # N = one example's features
+], ids=["dense", "conv"])
+def test_a_learned_dac_step_gradient_does_not_depend_on_the_batch(layer, example, n):
+  """LSQ's g = 1/sqrt(N·qmax) with N per example, at batch 1 and 256 alike (issue 24 #11: N
+  counted the batch). L = Σ c·y; the DAC's output cotangent is c·Wᵀ (a 1×1 kernel: per pixel), so
+  dL/dΔ = g·Σ (c·Wᵀ)·(k − x/Δ inside, k outside), Δ = 0.5, qmax = 3."""
+  layer = layer.clone(quant=ProductQuant(dac=QuantConfig(3, mode="learned", bound=1.5)))
+  rng = np.random.default_rng(0)
+  w = rng.standard_normal((5, 4)).astype(np.float32)
+  kernel = w if isinstance(layer, NoisyDense) else w[None, None]
+  for batch in (1, 256):
+    x = (rng.standard_normal((batch,) + example) * 1.5).astype(np.float32)
+    c = rng.standard_normal((batch,) + example[:-1] + (4,)).astype(np.float32)
+    loss = lambda s: jnp.sum(c * layer.apply({"params": {
+        "kernel": kernel, "bias": jnp.zeros(4), "analog": {"dac": {"step": s}}}}, x))
+    dstep = jax.jit(jax.grad(loss))(jnp.float32(0.5))
+    u = x / 0.5
+    k = np.clip(np.round(u), -3, 3)
+    unscaled = np.sum((c @ w.T) * np.where(np.abs(u) <= 3, k - u, k))
+    np.testing.assert_allclose(dstep / unscaled, 1 / math.sqrt(n * 3), rtol=2e-5)
+
+
+def _convert(v, step, bound):
+  """aihwkit's converter in NumPy: round to the step, clamp to ±bound."""
+  return np.clip(np.round(v / np.float32(step)) * np.float32(step), -bound, bound)
+
+
+def test_aihwkit_conv_scales_each_example_as_a_whole():
+  """A convolution's α stays one per example (max|x| over H, W, C), the dense one per vector:
+  NoisyConv (1×1, so the product is a matmul per pixel) equals α·ADC(DAC(x/α)·K) with α per
+  example, bit for bit (dyadic: Δ_DAC = 1/4, Δ_ADC = 1/2, K in multiples of 1/8)."""
+  q = quant_from_config({"preset": "aihwkit", "aihwkit": {
+      "inp_res": 1 / 6, "inp_bound": 0.75, "out_res": 1 / 14, "out_bound": 3.5, "out_noise": 0.0}})
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal((2, 3, 3, 5)).astype(np.float32)
+  x[0, 0, 0] *= 8  # one pixel sets example 0's α
+  k = (rng.integers(-8, 9, (5, 4)) / 8).astype(np.float32)
+  y = jax.jit(NoisyConv(4, (1, 1), quant=q).apply)(
+      {"params": {"kernel": k[None, None], "bias": jnp.zeros(4)}}, x)
+  alpha = np.max(np.abs(x), axis=(1, 2, 3), keepdims=True)
+  ref = _convert(_convert(x / alpha, 0.25, 0.75) @ k, 0.5, 3.5) * alpha
+  np.testing.assert_array_equal(np.asarray(y), ref)
+
+
+def test_an_unknown_product_layout_is_a_clear_error():
+  with pytest.raises(ValueError, match="AnalogProduct.layout must be one of"):
+    AnalogProduct(jnp.dot, "matmul").init(jax.random.key(0), X_DENSE, jnp.ones((16, 3)))

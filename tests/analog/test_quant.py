@@ -215,6 +215,44 @@ def test_lsq_gradients_match_the_paper():
   np.testing.assert_allclose(gv["params"]["step"], jax.grad(paper)(0.5), rtol=1e-6)
 
 
+def _lsq_scale(q: Quantizer, x: np.ndarray, seed: int = 0) -> np.ndarray:
+  """LSQ's g of `q` on x at Δ = 0.5: dL/dΔ for L = Σ c·q(x) over Σ c·(k − x/Δ inside, k outside)
+  (NumPy)."""
+  c = np.random.default_rng(seed).standard_normal(x.shape).astype(f32)
+  step = np.full(x.shape[-1:] if q.config.per_channel else (), 0.5, f32)
+  dstep = jax.jit(jax.grad(lambda s: jnp.sum(c * q.apply({"params": {"step": s}}, x))))(step)
+  u = x / step
+  k = np.clip(np.round(u), -q.config.qmax, q.config.qmax)
+  r = c * np.where(np.abs(u) <= q.config.qmax, k - u, k)
+  axes = tuple(range(x.ndim - (step.ndim > 0)))  # per channel: the last axis is kept
+  return np.asarray(dstep) / r.sum(axes)
+
+
+@pytest.mark.parametrize("layout,example,per_channel,n", [
+    ("dense", (5,), None, 5),          # [B, F]: one input vector's F features
+    ("dense", (4, 5), None, 5),        # [B, T, F]: each time step is its own vector
+    ("conv", (3, 3, 2), None, 18),     # [B, H, W, C]: the whole example
+    ("conv", (3, 3, 2), True, 9),      # per channel: one channel of the example
+])
+def test_lsq_step_gradient_scale_counts_one_example_not_the_batch(layout, example, per_channel, n):
+  """Esser et al. 2020: g = 1/sqrt(N·qmax), N = the features of one example (issue 24 #11: N
+  counted the batch, so g fell as 1/sqrt(batch) and QAT depended on the batch size)."""
+  q = Quantizer(QuantConfig(bits=3, mode="learned", bound=1.5, per_channel=per_channel),
+                layout=layout)  # Δ = 0.5
+  rng = np.random.default_rng(1)
+  for batch in (1, 256):
+    x = (rng.standard_normal((batch,) + example) * 1.5).astype(f32)
+    np.testing.assert_allclose(_lsq_scale(q, x), 1 / math.sqrt(n * 3), rtol=2e-5)
+
+
+@pytest.mark.parametrize("per_channel,n", [(None, 7 * 5), (True, 7)])
+def test_lsq_weight_step_gradient_scale_counts_the_weights(per_channel, n):
+  """Weights (no layout): N = the weights sharing the step, N_W (per channel: a column's)."""
+  q = Quantizer(QuantConfig(bits=3, mode="learned", bound=1.5, per_channel=per_channel))
+  x = (np.random.default_rng(2).standard_normal((7, 5)) * 1.5).astype(f32)
+  np.testing.assert_allclose(_lsq_scale(q, x), 1 / math.sqrt(n * 3), rtol=2e-5)
+
+
 @pytest.mark.parametrize("signed,dalpha,dx", [(False, 11.0, [0, 2, 3, 4, 0, 0]),
                                                (True, 11.0 - 1.0, [0, 2, 3, 4, 0, 0])])
 def test_pact_gradients_match_the_paper(signed, dalpha, dx):

@@ -2,13 +2,16 @@
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from freqnoise.analog.layers import AnalogProduct
 from freqnoise.analog.noise import NoiseConfig
+from freqnoise.analog.product_quant import quant_from_config
 from freqnoise.models import build_model
 from freqnoise.train import train_and_evaluate
 from tests.conftest import write_tiny_ptb
@@ -69,6 +72,41 @@ def test_language_model_shapes_tied_weights_and_errors():
     untied.clone(tie_weights=True, hidden=5).init(jax.random.key(0), tokens, train=False)
   with pytest.raises(ValueError, match="int tokens"):
     untied.init(jax.random.key(0), tokens.astype(jnp.float32), train=False)
+
+
+def test_tied_head_under_aihwkit_scales_each_token_alone():
+  """aihwkit's α is per input vector: the tied softmax on [B, T, H] gives every token exactly what
+  it gives that token fed alone, and a token 128× smaller than its sequence's largest keeps its
+  logits (2^-7 times the large token's), not 0 (issue 24 #4: α was one per sequence). Dyadic
+  converters (Δ_DAC = 1/4, Δ_ADC = 1/2) and an embedding of multiples of 1/8 keep every step
+  exact; the head's input is set through an interceptor."""
+  q = quant_from_config({"preset": "aihwkit", "aihwkit": {
+      "inp_res": 1 / 6, "inp_bound": 0.75, "out_res": 1 / 14, "out_bound": 3.5, "out_noise": 0.0}})
+  model = build_model({"name": "lstm_lm", "embed_dim": 6, "hidden": 6, "num_layers": 1,
+                       "tie_weights": True}, num_classes=11, quant=q)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32),
+                                             train=False))
+  v = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # bias 0; the LSTM is unused
+  rng = np.random.default_rng(0)
+  v["params"]["embed"]["embedding"] = jnp.asarray(rng.integers(-8, 9, (11, 6)) / 8, jnp.float32)
+  h = rng.standard_normal((2, 3, 6)).astype(np.float32)
+  h[0, 0] *= 4  # the largest token of sequence 0 ...
+  h[0, 1] = h[0, 0] / 128  # ... and one 2^7 times smaller
+
+  def logits(h):  # the model's logits with `h` [b, t, 6] as the tied head's input
+    def feed(next_fun, args, kwargs, context):
+      if isinstance(context.module, AnalogProduct) and context.method_name == "__call__":
+        args = (h,) + args[1:]
+      return next_fun(*args, **kwargs)
+    with nn.intercept_methods(feed):
+      return model.apply(v, jnp.zeros(h.shape[:2], jnp.int32), train=False)
+
+  # vmap over tokens: each one is fed as its own [1, 1, 6] sequence
+  both, alone = jax.jit(lambda h: (logits(h), jax.vmap(logits)(h.reshape(6, 1, 1, 6))))(h)
+  both = np.asarray(both)
+  np.testing.assert_array_equal(both, np.asarray(alone).reshape(2, 3, 11))
+  assert np.abs(both[0, 1]).max() > 0
+  np.testing.assert_array_equal(both[0, 1], both[0, 0] / 128)
 
 
 def test_seqmnist_tiny_config_trains(tmp_path):
