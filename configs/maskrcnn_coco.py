@@ -64,7 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.depth = 50                 # ResNet-50-FPN
   c.model.width = 64                 # layer1 channels (published)
   c.model.stem = "spatial" if args.variant == "spatial" else "frequency"  # pixels or DCT
-  c.model.frozen_stages = 1          # DCTNet freezes the stem and stage 1
+  c.model.frozen_stages = 1          # DCTNet freezes the stem and stage 1 (no update at all)
 
   c.input = variant_input(args.variant)  # normalised pixels, or DCT channels
   if args.variant != "spatial":
@@ -74,7 +74,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.name = "sgd"  # SGD with momentum, as mmdetection
   c.optimizer.learning_rate = 0.0025  # DCTNet: 0.02 x 2/16 images
   c.optimizer.momentum = 0.9  # momentum
-  c.optimizer.weight_decay = 1e-4  # decoupled weight decay
+  c.optimizer.weight_decay = 1e-4  # coupled L2: wd·w added to the gradient (as mmdetection)
   c.optimizer.grad_clip_norm = 35.0  # global-norm gradient clip
   c.optimizer.warmup_steps = 500     # linear warm-up (from 0; mmdetection starts at 1/3)
   c.optimizer.schedule = "step"  # x decay_factor at each boundary

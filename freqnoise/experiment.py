@@ -29,7 +29,7 @@ from freqnoise.data import Splits, load_splits
 from freqnoise.data.pipeline import ORDERS
 from freqnoise.data.streaming import PIPELINES
 from freqnoise.data.transforms import build_transform
-from freqnoise.models import build_model
+from freqnoise.models import build_model, resnet
 from freqnoise.optim import build_optimizer
 from freqnoise.workdir import write_atomically
 
@@ -63,9 +63,8 @@ def check_config(config: ml_collections.ConfigDict):
   """Every check of `config` that needs no data: input transform, noise blocks, converters
   (config.quant), batch order and input pipeline, mesh and batch sizes, data source name (and
   reading JPEG coefficients, config.data.jpeg_coefficients; a detection source's sizes, and one
-  for config.loss='maskrcnn'), model
-  name and fields, optimizer and step counts. The trainer calls it before it touches the workdir,
-  so a bad field costs no data loading and leaves no file.
+  for config.loss='maskrcnn'), model name and fields, optimizer and step counts. The trainer calls
+  it before it touches the workdir, so a bad field costs no data loading and leaves no file.
 
   Returns (transform, train_noise, eval_noise, mesh, quant), which the Experiment keeps.
   """
@@ -152,7 +151,8 @@ class Experiment:
     check_bits_schedule(self.bits_stages, preset, self.quant, self.num_steps)
     self.stage_models = tuple(self.model.clone(quant=with_bits(self.quant, bits))
                               for bits, _ in self.bits_stages)
-    self.tx = build_optimizer(config.optimizer, self.num_steps, steps_per_epoch=self.steps_per_epoch)
+    self.tx = build_optimizer(config.optimizer, self.num_steps, self.steps_per_epoch,
+                              frozen=resnet.frozen_mask(self.model))  # frozen stages: no update
     self.stats = self._input_stats()
     self.stats_device = sharding.replicate({k: jnp.asarray(v) for k, v in self.stats.items()},
                                            self.mesh)

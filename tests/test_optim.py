@@ -1,8 +1,12 @@
-"""Learning-rate schedules hit their closed-form values; optimizer settings are checked."""
+"""Learning-rate schedules hit their closed-form values; optimizer settings are checked; frozen
+parameters get no update at all."""
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from ml_collections import ConfigDict
 
@@ -71,3 +75,84 @@ def test_bad_optimizer_settings():
   for name in ("sgd", "adam", "adamw"):
     build_optimizer(cfg(name=name, weight_decay=1e-4, grad_clip_norm=1.0), 10)
   build_optimizer(cfg(name="sgd", schedule="exponential"), 10, steps_per_epoch=5)
+
+
+def _leaves(tree) -> dict[str, np.ndarray]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
+
+
+def test_the_experiments_optimizer_never_moves_frozen_stages(tmp_path):
+  """Issue 24 #1: a frozen stage gets zero gradient (stop_gradient), but SGD's coupled weight
+  decay (v <- m·v + g + wd·w, w <- w - lr·v) used to shrink it anyway. Frozen parameters now stay
+  bitwise; the others follow that recurrence (here with g = 0) as before."""
+  from freqnoise.experiment import Experiment
+  from tests.test_train import tiny
+  config = tiny()
+  config.model = ConfigDict({"name": "resnet18", "stem": "frequency", "width": 4,
+                             "frozen_stages": 1})
+  config.optimizer.update(name="sgd", schedule="constant", learning_rate=0.1, momentum=0.9,
+                          weight_decay=0.01)
+  experiment = Experiment(config, str(tmp_path))
+  shapes = jax.eval_shape(lambda: experiment.model.init(
+      jax.random.key(0), jnp.zeros((1, 8, 8, 1)), train=False))["params"]
+  params = jax.tree.map(lambda x: jnp.asarray(np.random.default_rng(0).normal(size=x.shape),
+                                              jnp.float32), shapes)
+  state, p, update = experiment.tx.init(params), params, jax.jit(experiment.tx.update)
+  for _ in range(5):
+    updates, state = update(jax.tree.map(jnp.zeros_like, p), state, p)
+    p = optax.apply_updates(p, updates)
+  before, after = _leaves(params), _leaves(p)
+  frozen = [k for k in before if k.startswith("['layer1_")]  # (the frequency stem has no conv1)
+  # layer1_0: conv1, conv2 and a projection (1 input channel, not 4), each with a BN (scale,
+  # bias); layer1_1: conv1, conv2 and their BNs.
+  assert len(frozen) == 3 * 3 + 2 * 3
+  for k, w in before.items():
+    if k in frozen:
+      np.testing.assert_array_equal(after[k], w, err_msg=f"frozen {k} moved")
+    else:
+      v, ref = np.zeros_like(w, np.float64), w.astype(np.float64)
+      for _ in range(5):
+        v = 0.9 * v + 0.01 * ref
+        ref = ref - 0.1 * v
+      np.testing.assert_allclose(after[k], ref, rtol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("block", [
+    dict(name="sgd", momentum=0.9, weight_decay=1e-4, grad_clip_norm=35.0),  # maskrcnn_coco
+    dict(name="adamw", weight_decay=1e-2),
+    dict(name="adam", weight_decay=1e-2),
+])
+def test_frozen_leaves_get_exactly_zero_updates_the_others_those_of_the_plain_optimizer(block):
+  """A ResNet's frozen stem and stage 1 under random nonzero gradients: build_optimizer(frozen=)
+  keeps them bitwise; every other leaf gets bitwise the plain optimizer's update and state (the
+  state's layout is the plain optimizer's, so checkpoints and init_from targets keep theirs)."""
+  from freqnoise.models.resnet import ResNet, frozen_mask
+  model = ResNet(num_classes=3, stage_sizes=(1, 1), width=4, small_images=True, frozen_stages=1)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)),
+                                             train=False))["params"]
+  normal = lambda seed: lambda x: jnp.asarray(np.random.default_rng(seed).normal(size=x.shape),
+                                              jnp.float32)
+  params = jax.tree.map(normal(0), shapes)
+  mask = _leaves(frozen_mask(model)(params))
+  tx = build_optimizer(cfg(schedule="constant", **block), 10, frozen=frozen_mask(model))
+  plain = build_optimizer(cfg(schedule="constant", **block), 10)
+  p, s, s0 = params, tx.init(params), plain.init(params)
+  assert jax.tree.structure(s) == jax.tree.structure(s0)
+  for step in range(2):
+    grads = jax.tree.map(normal(1 + step), p)
+    (u, s), (u0, s0) = tx.update(grads, s, p), plain.update(grads, s0, p)
+    for k, a in _leaves(u).items():
+      if mask[k]:
+        assert not a.any() and _leaves(u0)[k].any(), k  # the plain optimizer would move it
+      else:
+        np.testing.assert_array_equal(a, _leaves(u0)[k], err_msg=k)
+    for a, b in zip(jax.tree.leaves(s), jax.tree.leaves(s0)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    p = optax.apply_updates(p, u)
+  moved = {k: not np.array_equal(v, _leaves(p)[k]) for k, v in _leaves(params).items()}
+  assert moved == {k: not f for k, f in mask.items()}
+  assert sorted(k for k, f in mask.items() if f) == [  # the stem and layer1_0, nothing else
+      f"['{m}']['{v}']" for m, v in (("bn1", "bias"), ("bn1", "scale"), ("conv1", "kernel"))] + [
+      f"['layer1_0']['{m}']['{v}']" for m in ("bn1", "bn2") for v in ("bias", "scale")] + [
+      "['layer1_0']['conv1']['kernel']", "['layer1_0']['conv2']['kernel']"]

@@ -19,7 +19,7 @@ ResNet-50 25,557,032 (as torchvision; BN running statistics are in `batch_stats`
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -88,8 +88,8 @@ class ResNet(nn.Module):
     features_only: return the stage outputs [C2, C3, C4, C5] (strides 4..32 behind the spatial
       stem) instead of logits: the backbone of `freqnoise.detection` (no classifier is built).
     frozen_stages: k > 0 freezes the stem and stages 1..k (mmdetection's `frozen_stages=k`;
-      DCTNet uses 1): no gradient reaches them and their BN layers use running statistics.
-      (Their parameters still see the optimizer's weight decay, if any.)
+      DCTNet uses 1): no gradient reaches them and their BN layers use running statistics;
+      `frozen_mask` tells the optimizer, which gives them no update (no weight decay either).
   """
 
   num_classes: int
@@ -186,3 +186,35 @@ def resnet18(*, num_classes: int, **kwargs) -> ResNet:
 def resnet50(*, num_classes: int, **kwargs) -> ResNet:
   """ResNet-50 (bottleneck blocks 3-4-6-3); keyword options (noise, quant, ...) as `ResNet`'s."""
   return ResNet(num_classes=num_classes, stage_sizes=(3, 4, 6, 3), bottleneck=True, **kwargs)
+
+
+STEM = ("conv1", "bn1")  # the spatial stem's modules: frozen with any frozen_stages > 0
+
+
+def frozen_parameters(params: dict, frozen_stages: int) -> dict:
+  """Bool tree shaped like a ResNet's `params`: True on the leaves `ResNet(frozen_stages=k)`
+  freezes, the stem (`STEM`) and the blocks of stages 1..k (`layer{i}_{j}`, i <= k)."""
+  def frozen(name: str) -> bool:
+    stage = name[len("layer"):].split("_")[0] if name.startswith("layer") else ""
+    return frozen_stages > 0 and (name in STEM or (stage.isdigit() and int(stage) <= frozen_stages))
+  return {name: jax.tree.map(lambda _: frozen(name), tree) for name, tree in params.items()}
+
+
+def frozen_mask(model: nn.Module) -> Callable[[dict], dict] | None:
+  """params -> bool tree (True: frozen) of `model`'s `frozen_stages`, for the optimizer
+  (`freqnoise.optim.build_optimizer(frozen=...)`); None when nothing is frozen. The frozen
+  ResNet is `model` itself or a detector's backbone, whose params live under params['backbone']
+  (`freqnoise.detection.MaskRCNN`)."""
+  stages = getattr(model, "frozen_stages", 0)
+  if not stages:
+    return None
+  if isinstance(model, ResNet):
+    return lambda params: frozen_parameters(params, stages)
+
+  def mask(params: dict) -> dict:
+    if "backbone" not in params:
+      raise ValueError(f"{type(model).__name__} has frozen_stages={stages} but no "
+                       f"params['backbone'] (a ResNet) to freeze; it has {sorted(params)}")
+    return {name: frozen_parameters(tree, stages) if name == "backbone"
+            else jax.tree.map(lambda _: False, tree) for name, tree in params.items()}
+  return mask

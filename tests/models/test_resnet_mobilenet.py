@@ -119,3 +119,38 @@ def test_bad_configs():
         {"params": jax.random.key(0)}, jnp.zeros((1, 8, 8, 3)), train=False)
   with pytest.raises(ValueError, match="rejected its config fields"):
     build_model({"name": "resnet50", "stemm": "frequency"}, num_classes=2)
+
+
+
+def _frozen_sizes(model, params) -> tuple[int, set]:
+  """(parameters the mask of `model` freezes, the ResNet modules it freezes) in `params`."""
+  from freqnoise.models.resnet import frozen_mask
+  mask = frozen_mask(model)(params)
+  assert jax.tree.structure(mask) == jax.tree.structure(params)
+  flat = jax.tree_util.tree_flatten_with_path(mask)[0]
+  sizes = dict(zip((p for p, _ in flat), (int(np.prod(x.shape)) for x in jax.tree.leaves(params))))
+  frozen = [p for p, f in flat if f]
+  module = lambda path: tuple(k.key for k in path[:2 if path[0].key == "backbone" else 1])
+  return sum(sizes[p] for p in frozen), {module(p) for p in frozen}
+
+
+def test_frozen_mask_marks_exactly_the_stem_and_the_frozen_stages():
+  from freqnoise.detection.model import MaskRCNN
+  from freqnoise.models.resnet import frozen_mask
+  assert frozen_mask(build_model({"name": "resnet50"}, num_classes=10)) is None  # frozen_stages=0
+  # ResNet-50, frozen_stages=1: conv1 7*7*3*64 + bn1 128 = 9536, layer1 (torchvision) 215,808.
+  resnet = build_model({"name": "resnet50", "frozen_stages": 1}, num_classes=10)
+  count, names = _frozen_sizes(resnet, _variables_shape(resnet, (1, 32, 32, 3))["params"])
+  assert count == 9536 + 215_808
+  assert names == {("conv1",), ("bn1",), ("layer1_0",), ("layer1_1",), ("layer1_2",)}
+  # A detector's ResNet-18 (width 4) under params['backbone']: conv1 7*7*3*4 + bn1 8, and
+  # layer1's two blocks of two 3x3 4->4 convs and BNs: 2 * (2 * 144 + 2 * 8). Nothing else.
+  detector = MaskRCNN(num_classes=3, depth=18, width=4, frozen_stages=1, fpn_features=8,
+                      box_hidden=8, mask_convs=1)
+  params = _variables_shape(detector, (1, 64, 64, 3))["params"]
+  count, names = _frozen_sizes(detector, params)
+  assert count == 588 + 8 + 2 * (2 * 144 + 2 * 8)
+  assert names == {("backbone", n) for n in ("conv1", "bn1", "layer1_0", "layer1_1")}
+  # frozen_stages=2 adds layer2 (3x3 4->8, 3x3 8->8, 1x1 projection, 3 BNs; then 2 x 3x3 8->8).
+  count, _ = _frozen_sizes(detector.clone(frozen_stages=2), params)
+  assert count == 1204 + (288 + 576 + 32 + 3 * 16) + (2 * 576 + 2 * 16)
