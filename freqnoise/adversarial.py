@@ -10,11 +10,11 @@ inside it. ε and the step size are given as fractions of the pixel range, as pa
 images; 1 for inputs already in [0, 1]); the valid range is [0, pixel_scale].
 
 Training: at every step the first `round(fraction · batch)` rows of the batch are replaced by
-adversarial examples of the current model (evaluation mode: no dropout, running batch statistics,
-the step's training noise, EOT over `eot_draws` noise draws), crafted with the step's own
-'attack' key; the loss is the usual one on the mixed batch (Madry et al. 2018 use fraction 1).
-The step costs about `steps + 1` forward/backward passes, which the progress line's steps/s
-shows.
+adversarial examples of the model the step trains (with `config.quant.bits_schedule`: at its
+stage's bits) in evaluation mode (no dropout, running batch statistics, the step's training noise,
+EOT over `eot_draws` noise draws), crafted with the step's own 'attack' key; the loss is the usual
+one on the mixed batch (Madry et al. 2018 use fraction 1). The step costs about `steps + 1`
+forward/backward passes, which the progress line's steps/s shows.
 """
 
 from __future__ import annotations
@@ -79,13 +79,29 @@ def training_settings(config: ml_collections.ConfigDict) -> dict | None:
   block = dict(block.to_dict() if hasattr(block, "to_dict") else block)
   unknown = sorted(set(block) - set(DEFAULTS))
   if unknown:
-    raise ValueError(f"config.adversarial has unknown field(s) {unknown}; known: {sorted(DEFAULTS)}")
+    raise ValueError(f"config.adversarial has unknown field(s) {unknown}; known: "
+                     f"{sorted(DEFAULTS)}")
   block = {**DEFAULTS, **block}
   attack_config(block)  # every attack field checked, also when off
   fraction = block["fraction"]
   if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
     raise ValueError(f"config.adversarial.fraction must be in (0, 1], got {fraction!r}")
-  return block if block["epsilon"] > 0 else None
+  if block["epsilon"] <= 0:
+    return None
+  check_pixel_input(config, f"config.adversarial (epsilon={block['epsilon']})")
+  return block
+
+
+def check_pixel_input(config: ml_collections.ConfigDict, what: str) -> None:
+  """Attacks perturb pixels and clip them to [0, pixel_scale] (`attack_config`'s bounds); JPEG
+  DCT coefficients (`config.data.jpeg_coefficients`) are no pixels (signed, up to ±1024·q), so a
+  run that reads them cannot be attacked: a ValueError naming `what` and that field."""
+  if (config.get("data") or {}).get("jpeg_coefficients", False):
+    raise ValueError(f"{what} perturbs pixels and clips them to [0, pixel_scale], but "
+                     "config.data.jpeg_coefficients=True feeds the model JPEG DCT coefficients, "
+                     "which that would clip: attack a run on decoded pixels "
+                     "(config.data.jpeg_coefficients=False; config.input.name='dct' computes the "
+                     "same DCT from them inside predict, after the attack)")
 
 
 def unroll(config: AttackConfig) -> bool | int:
@@ -102,16 +118,30 @@ def adversarial_rows(batch_size: int, fraction: float) -> int:
   return max(1, min(batch_size, round(fraction * batch_size)))
 
 
+def training_inputs(experiment, settings: dict | None, variables: dict, batch: dict, noise,
+                    step_key: jax.Array, model=None) -> jax.Array:
+  """The train step's model input: `batch[experiment.input_key]`, or, with `settings`
+  (`training_settings`: adversarial training on), that with its first rows replaced by
+  adversarial examples (`perturb_batch`) of the model the step trains, `model` (a bits-schedule
+  stage's; None: the configured one), crafted with the step's 'attack' key (Madry et al.)."""
+  x = batch[experiment.input_key]
+  if settings is None:
+    return x
+  return perturb_batch(experiment, variables, x, batch[experiment.label_key], noise,
+                       rng.named_key(step_key, "attack"), settings, model)
+
+
 def perturb_batch(experiment, variables: dict, x: jax.Array, labels: jax.Array, noise,
-                  key: jax.Array, settings: dict) -> jax.Array:
+                  key: jax.Array, settings: dict, model=None) -> jax.Array:
   """`x` (float32) with its first rows replaced by adversarial examples of the evaluation-mode
-  model under `noise` (traced inside the train step; nothing here is differentiated further)."""
+  `model` (None: the experiment's; else e.g. a bits-schedule stage's, `Experiment.forward`) under
+  `noise` (traced inside the train step; nothing here is differentiated further)."""
   rows = adversarial_rows(x.shape[0], settings["fraction"])
   config = attack_config(settings)
 
   def logits_fn(inputs, k):
     return experiment.forward(variables, inputs, train=False, noise=noise,
-                              rngs=rng.stream_keys(k))
+                              rngs=rng.stream_keys(k), model=model)
 
   x = x.astype(jnp.float32)
   x_adv = attack(logits_fn, x[:rows], labels[:rows], config, key, unroll=unroll(config))

@@ -1,10 +1,11 @@
 """The one trainer: init -> jitted, sharded train step -> eval cadence -> checkpoints -> metrics.
 
 `train_and_evaluate(config, workdir)` is what the CLI, the tests and the notebooks call. A run
-restarted with the same workdir resumes from its latest checkpoint and ends with the same result as an
-uninterrupted run (the batch of step s and every random draw are functions of (seed, s) only).
+restarted with the same workdir resumes from its latest checkpoint and ends with the same result as
+an uninterrupted run (the batch of step s and every random draw are functions of (seed, s) only).
 What a run is (data, models, statistics, `predict`) lives in `freqnoise.experiment`; evaluation in
-`freqnoise.evaluators`; randomness follows `freqnoise.rng`.
+`freqnoise.evaluators`; randomness follows `freqnoise.rng`; adversarial training inputs in
+`freqnoise.adversarial`; a bits schedule's stages in `freqnoise.analog.bits_schedule`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 import optax
 
 from freqnoise import distributed, evaluators, objectives, rng, sharding, workdir as run_folder
-from freqnoise.adversarial import perturb_batch, training_settings
+from freqnoise.adversarial import training_inputs, training_settings
+from freqnoise.analog import bits_schedule
 from freqnoise.init_from import initialize_from
 from freqnoise.analog.noise import sample_training_noise
 from freqnoise.checkpoint import Checkpointer, CheckpointError
@@ -40,7 +42,6 @@ def make_train_step(experiment: Experiment) -> Callable:
   objective = objectives.lookup(experiment.objective)
   settings = {"label_key": experiment.label_key,
               "label_smoothing": experiment.config.get("label_smoothing", 0.0)}
-  label_key, input_key = experiment.label_key, experiment.input_key
   adversarial = training_settings(experiment.config)  # None: clean training
 
   def train_step(state: TrainState, batch: dict, stats: dict, train_key: jax.Array):
@@ -52,26 +53,22 @@ def make_train_step(experiment: Experiment) -> Callable:
     step_key = jax.random.fold_in(train_key, state.step)
     rngs = rng.stream_keys(step_key)
     noise = sample_training_noise(rng.named_key(rngs["noise"], "snr"), experiment.train_noise)
-    x = batch[input_key]
-    if adversarial is not None:  # Madry et al.: train on adversarial examples of this model
-      x = perturb_batch(experiment, {"params": state.params, **model_state, INPUT_STATS: stats},
-                        x, batch[label_key], noise, rng.named_key(step_key, "attack"), adversarial)
 
-    def loss_fn(params, model=None):
+    def grads_of(params, model=None):  # model: a bits-schedule stage's (None: the configured one)
       variables = {"params": params, **model_state, INPUT_STATS: stats}
-      forward = functools.partial(experiment.forward, variables, train=True, noise=noise, rngs=rngs,
-                                  mutable=[*model_state, *TRANSIENT_COLLECTIONS], model=model)
-      loss, metrics, updates = objective(forward, batch, x, settings)
-      return loss, (metrics, updates)
+      x = training_inputs(experiment, adversarial, variables, batch, noise, step_key, model)
 
-    grad_fn = jax.grad(loss_fn, has_aux=True)
-    if experiment.bits_stages:  # config.quant.bits_schedule: the stage's model, chosen by step
-      ends = jnp.asarray([until for _, until in experiment.bits_stages])
-      branches = [functools.partial(grad_fn, model=m) for m in (*experiment.stage_models, None)]
-      grads, aux = jax.lax.switch(jnp.sum(state.step >= ends), branches, state.params)
-    else:
-      grads, aux = grad_fn(state.params)
-    metrics, updates = aux
+      def loss_fn(params):
+        forward = functools.partial(experiment.forward, {**variables, "params": params},
+                                    train=True, noise=noise, rngs=rngs, model=model,
+                                    mutable=[*model_state, *TRANSIENT_COLLECTIONS])
+        loss, metrics, updates = objective(forward, batch, x, settings)
+        return loss, (metrics, updates)
+
+      return jax.grad(loss_fn, has_aux=True)(params)
+
+    grads, (metrics, updates) = bits_schedule.by_stage(
+        state.step, experiment.bits_stages, experiment.stage_models, grads_of, state.params)
     param_updates, opt_state = experiment.tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
@@ -161,14 +158,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
           f"{'resuming at step ' + str(start) if start else 'starting'} of {experiment.num_steps}",
           flush=True)
     if experiment.bits_stages:
-      print("bits schedule: " + ", ".join(f"{b} bits to step {u}" for b, u in
-                                          experiment.bits_stages) + ", then the configured bits",
-            flush=True)
-    print(results_note(workdir, config), flush=True)
+      print(bits_schedule.describe(experiment.bits_stages), flush=True)
+    print(run_folder.results_note(workdir, config), flush=True)
 
   replicated = sharding.replicated(mesh)
   train_step = jax.jit(make_train_step(experiment),
-                       in_shardings=(replicated, sharding.batch_sharding(mesh), replicated, replicated),
+                       in_shardings=(replicated, sharding.batch_sharding(mesh), replicated,
+                                     replicated),
                        out_shardings=(replicated, replicated), donate_argnums=0)
   split_eval = evaluators.split_evaluator(experiment)
   slicing = dict(process_index=jax.process_index(), process_count=jax.process_count(),
@@ -218,7 +214,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         train_rate = progress.steps_per_sec(step)
       if step % config.log_every == 0 or step == stop:
         _check_finite([(s, m["loss"]) for s, m in pending[checked:]])
-        mean = jax.tree.map(lambda *xs: float(np.mean(xs)), *[m for _, m in jax.device_get(pending)])
+        mean = jax.tree.map(lambda *xs: float(np.mean(xs)),
+                            *[m for _, m in jax.device_get(pending)])
         pending.clear()
         checked = 0
         writer.write(step, "train", mean)
@@ -246,16 +243,6 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   if is_writer:
     run_folder.write_atomically(os.path.join(workdir, "final_metrics.json"),
                                 strict_json(result, indent=2))
-    print(results_note(workdir, config, done=True), flush=True)
+    print(run_folder.results_note(workdir, config, done=True), flush=True)
   return result
 
-
-def results_note(workdir: str, config: ml_collections.ConfigDict, done: bool = False) -> str:
-  """Where a run's results land, printed when it starts and when it ends."""
-  where = os.path.abspath(workdir)
-  lines = [f"{'results in' if done else 'writing results to'} {where}/:",
-           "  final_metrics.json (at the end), metrics.jsonl (every log/eval row), checkpoints/, "
-           "config.json"]
-  if config.get("tensorboard", True):
-    lines.append(f"  tensorboard/ (view: tensorboard --logdir {os.path.join(where, 'tensorboard')})")
-  return "\n".join(lines)

@@ -268,3 +268,15 @@ def claim(workdir: str, config: ml_collections.ConfigDict) -> Iterator[None]:
   finally:
     if lock:
       lock.release()
+
+
+def results_note(workdir: str, config: ml_collections.ConfigDict, done: bool = False) -> str:
+  """Where a run's results land, printed when it starts and when it ends."""
+  where = os.path.abspath(workdir)
+  lines = [f"{'results in' if done else 'writing results to'} {where}/:",
+           "  final_metrics.json (at the end), metrics.jsonl (every log/eval row), checkpoints/, "
+           "config.json"]
+  if config.get("tensorboard", True):
+    board = os.path.join(where, "tensorboard")
+    lines.append(f"  tensorboard/ (view: tensorboard --logdir {board})")
+  return "\n".join(lines)

@@ -100,3 +100,60 @@ def test_fgsm_from_a_block_is_goodfellows_one_signed_step():
   grad = jax.grad(lambda v: cross_entropy(logits_fn(v, None), y)[0])(x)  # summed loss
   expected = jnp.clip(x + 0.1 * 255.0 * jnp.sign(grad), 0.0, 255.0)
   np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=0, atol=1e-3)
+
+
+
+def test_a_bits_schedule_stage_trains_on_adversarial_examples_of_the_stage_model(tmp_path,
+                                                                                 monkeypatch):
+  # Issue 24 #12: in a stage of config.quant.bits_schedule the step trains the stage's model (2-bit
+  # weights here), but crafted its adversarial examples against the configured one (8 bits).
+  from freqnoise import rng
+  from freqnoise.robust.attacks import attack
+  from freqnoise.train import make_train_step
+  config = tiny(num_devices=1, num_steps=6, **{
+      **ADV, "adversarial.method": "fgsm", "model.hidden": (32,), "quant.weight_bits": 8,
+      "quant.bits_schedule": "2:3"})
+  experiment = Experiment(config, str(tmp_path))
+  state = experiment.initial_state()
+  crafted = []
+
+  def recorded(*args, **kwargs):  # the attack inside the jitted step, its result copied out
+    x_adv = attack(*args, **kwargs)
+    jax.debug.callback(lambda v: crafted.append(np.asarray(v)), x_adv)
+    return x_adv
+
+  monkeypatch.setattr(adversarial, "attack", recorded)
+  batch = {k: jnp.asarray(experiment.splits.train.arrays[k][:32]) for k in ("image", "label")}
+  train_key = experiment.key("train")
+  jax.block_until_ready(jax.jit(make_train_step(experiment))(state, batch, experiment.stats_device,
+                                                             train_key))
+  assert len(crafted) == 1 and crafted[0].shape == (16, 8, 8, 1)  # step 0: in the 2-bit stage
+  variables = experiment.variables(state)
+  key = rng.named_key(jax.random.fold_in(train_key, 0), "attack")  # the step's 'attack' key
+  settings = adversarial.attack_config(adversarial.training_settings(config))
+
+  def against(x, y):  # the same attack on the 2-bit stage model and on the configured model
+    return [attack(lambda inputs, k: experiment.forward(
+        variables, inputs, train=False, noise=None, rngs=rng.stream_keys(k), model=model),
+        x, y, settings, key) for model in (experiment.stage_models[0], None)]
+
+  stage, final = map(np.asarray, jax.jit(against)(batch["image"][:16].astype(jnp.float32),
+                                                  batch["label"][:16]))
+  np.testing.assert_array_equal(crafted[0], stage)
+  assert np.mean(crafted[0] != final) > 0.2  # (0.34: the 8-bit model's gradient signs differ)
+
+
+def test_adversarial_training_refuses_jpeg_coefficients_before_any_work(tmp_path, monkeypatch):
+  # Issue 24 #8: attacks clip to the pixel range [0, pixel_scale]; JPEG coefficients are no pixels.
+  pytest.importorskip("jpeglib", reason="optional package jpeglib not installed")
+  from tests.freq.test_jpeg_training_input import tiny_config
+  from tests.test_train import data_must_not_be_read
+  monkeypatch.setattr("freqnoise.experiment.load_splits", data_must_not_be_read)
+  config = tiny_config(str(tmp_path))  # (otherwise a valid coefficient run)
+  config.update_from_flattened_dict(ADV)
+  with pytest.raises(ValueError, match=r"^config\.adversarial \(epsilon=0\.1\) perturbs pixels and "
+                     r"clips them to \[0, pixel_scale\], but config\.data\.jpeg_coefficients=True"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+  config.adversarial.epsilon = 0.0  # off: nothing to refuse
+  assert adversarial.training_settings(config) is None

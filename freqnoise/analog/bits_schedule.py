@@ -11,6 +11,11 @@ they carry over as they are, and a learned LSQ step is stored as the final quant
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
 
 from freqnoise.analog.product_quant import ProductQuant
 
@@ -61,3 +66,22 @@ def with_bits(quant: ProductQuant, bits: int) -> ProductQuant:
     return dataclasses.replace(config, bits=bits, step_bits=config.step_bits or config.bits)
   return dataclasses.replace(quant, weight=stage(quant.weight), dac=stage(quant.dac),
                              adc=stage(quant.adc))
+
+
+def describe(stages: tuple[tuple[int, int], ...]) -> str:
+  """The schedule in words, for the trainer's start-up lines."""
+  return ("bits schedule: " + ", ".join(f"{b} bits to step {u}" for b, u in stages)
+          + ", then the configured bits")
+
+
+def by_stage(step: jax.Array, stages: tuple[tuple[int, int], ...], models: tuple,
+             fn: Callable[..., Any], *args) -> Any:
+  """`fn(*args, model=m)` with the training model of the stage that `step` is in: `models[i]`
+  (`Experiment.stage_models`) for steps in stage i, None (the configured model) after the last
+  stage and without a schedule. One `lax.switch`: every stage's `fn` compiles, the step runs one,
+  so everything `fn` does with the model (the gradient, adversarial examples) is the stage's."""
+  if not stages:
+    return fn(*args, model=None)
+  ends = jnp.asarray([until for _, until in stages])
+  branches = [functools.partial(fn, model=m) for m in (*models, None)]
+  return jax.lax.switch(jnp.sum(step >= ends), branches, *args)

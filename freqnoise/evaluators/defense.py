@@ -62,6 +62,7 @@ DEFENSE_DEFAULTS = {
 
 
 def _check_craft(config, settings: dict) -> None:
+  adversarial.check_pixel_input(config, "an attack")
   adversarial.attack_config(settings, "")
   if settings["noise"] not in ("off", "eval"):
     raise ValueError(f"noise must be 'off' or 'eval', got {settings['noise']!r}")
@@ -73,6 +74,7 @@ def _check_craft(config, settings: dict) -> None:
 
 
 def _check_defense(config, settings: dict) -> None:
+  adversarial.check_pixel_input(config, "an attack")
   adversarial.attack_config(settings, "")
   if not isinstance(settings["source"], str) or not settings["source"]:
     raise ValueError(f"source must be 'whitebox' or the path of a crafted set, got "

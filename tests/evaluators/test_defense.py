@@ -94,3 +94,19 @@ def test_a_missing_or_foreign_set_is_a_clear_error(runs, tmp_path):
   experiment = Experiment(target, str(root / "target"))
   with pytest.raises(ValueError, match="crafted on other data than this run's test split"):
     evaluators.run(experiment, experiment.restore(), "blackbox")
+
+
+@pytest.mark.parametrize("kind", ["craft", "adversarial"])
+def test_attack_evaluators_refuse_jpeg_coefficients_before_training(tmp_path, monkeypatch, kind):
+  # Issue 24 #8: attacks clip to the pixel range [0, pixel_scale]; JPEG coefficients are no pixels.
+  pytest.importorskip("jpeglib", reason="optional package jpeglib not installed")
+  from tests.freq.test_jpeg_training_input import tiny_config
+  from tests.test_train import data_must_not_be_read
+  monkeypatch.setattr("freqnoise.experiment.load_splits", data_must_not_be_read)
+  config = tiny_config(str(tmp_path))  # (otherwise a valid coefficient run)
+  grid = dict(snrs_db=(float("inf"),)) if kind == "adversarial" else {}
+  config.evals.attack = ml_collections.ConfigDict(dict(type=kind, **ATTACK, **grid))
+  with pytest.raises(ValueError, match=rf"^config\.evals\.attack \(type {kind}\): an attack "
+                     r"perturbs pixels .* but config\.data\.jpeg_coefficients=True"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
