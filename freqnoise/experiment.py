@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 
 from freqnoise import objectives, rng, sharding
-from freqnoise.detection import sources as detection_sources
+from freqnoise.detection import model as _maskrcnn, sources as detection_sources  # (they register)
 from freqnoise.adversarial import training_settings
 from freqnoise.analog.bits_schedule import check_bits_schedule, parse_bits_schedule, with_bits
 from freqnoise.analog.noise import NoiseConfig, noise_from_config

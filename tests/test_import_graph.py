@@ -1,4 +1,6 @@
-"""No import cycles among freqnoise's modules, read statically (ast), so lazy imports count too.
+"""No import cycles among freqnoise's modules, read statically (ast), so lazy imports count too;
+and no lower package reaching up (`LAYERS`): data and models never import detection, directly or
+through another module (detection registers its sources and model into their registries).
 
 Edges, for every module under freqnoise/ (a package's `__init__` is the package's module):
   * `import a.b.c` -> a.b.c;
@@ -9,12 +11,13 @@ Imports anywhere count: module level, inside functions (a lazy import that hides
 one), under `if TYPE_CHECKING`. A target that is not a module counts as its nearest existing
 parent module. Parent packages the import system also runs are not edges.
 
-    python tests/test_import_graph.py    # prints the cycles; exit status 1 if there are any
+    python tests/test_import_graph.py    # prints the cycles and chains; exit status 1 if any
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 import sys
 from collections import deque
@@ -22,6 +25,8 @@ from collections import deque
 PACKAGE = "freqnoise"
 REPO = pathlib.Path(__file__).resolve().parents[1]
 IMPORT_FUNCTIONS = {"import_module", "__import__"}
+# {lower package: packages above it, which none of its modules may import, even through others}
+LAYERS = {"freqnoise.data": ("freqnoise.detection",), "freqnoise.models": ("freqnoise.detection",)}
 
 
 def module_files(root: pathlib.Path = REPO, package: str = PACKAGE) -> dict[str, pathlib.Path]:
@@ -200,6 +205,34 @@ def describe(cycles: list[tuple[str, ...]]) -> str:
   return "\n".join(" -> ".join(c + (c[0],)) for c in cycles)
 
 
+def _inside(module: str, package: str) -> bool:
+  return module == package or module.startswith(package + ".")
+
+
+def upward_imports(graph: dict[str, set[str]], layers: dict[str, tuple[str, ...]] = LAYERS
+                   ) -> list[tuple[str, ...]]:
+  """Import chains from a module of a lower package to a module of a package above it (`layers`):
+  for every module of a lower package that reaches one, the shortest chain (breadth-first); sorted.
+  [] when every layer keeps to itself."""
+  chains = set()
+  for lower, uppers in layers.items():
+    for start in sorted(m for m in graph if _inside(m, lower)):
+      parent, queue = {start: None}, deque([start])
+      while queue:
+        node = queue.popleft()
+        if any(_inside(node, upper) for upper in uppers):
+          chain = [node]
+          while parent[chain[-1]] is not None:
+            chain.append(parent[chain[-1]])
+          chains.add(tuple(chain[::-1]))
+          break
+        for child in sorted(graph.get(node, ())):
+          if child not in parent:
+            parent[child] = node
+            queue.append(child)
+  return sorted(chains)
+
+
 # ------------------------------------------------------------------------------------- tests
 def test_cycle_finder_on_a_hand_made_graph():
   graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"f", "d"}, "f": {"e"},
@@ -239,12 +272,35 @@ def test_edges_from_every_kind_of_import(tmp_path):
       ("pkg.a", "pkg.b"), ("pkg.d", "pkg.sub.c"), ("pkg.a", "pkg.sub", "pkg.sub.c", "pkg.b")]
 
 
+@functools.lru_cache(maxsize=1)
+def freqnoise_graph() -> dict[str, set[str]]:
+  """freqnoise's import graph, read once per process (the tests below share it; do not mutate)."""
+  return import_graph()
+
+
 def test_freqnoise_has_no_import_cycles():
-  cycles = find_cycles(import_graph())
+  cycles = find_cycles(freqnoise_graph())
   assert not cycles, "import cycles among freqnoise modules:\n" + describe(cycles)
 
 
+def test_upward_import_finder_on_a_hand_made_graph():
+  graph = {"p.low": {"p.low.b"}, "p.low.b": {"p.mid"}, "p.mid": {"p.high.x"}, "p.high.x": set(),
+           "p.lower": {"p.high"}, "p.high": set(), "p.low.c": set()}
+  layers = {"p.low": ("p.high",)}
+  # p.low and p.low.b reach p.high.x through p.mid; "p.lower" is not inside "p.low"
+  assert upward_imports(graph, layers) == [("p.low", "p.low.b", "p.mid", "p.high.x"),
+                                           ("p.low.b", "p.mid", "p.high.x")]
+  assert upward_imports(graph, {"p.high": ("p.low",)}) == []
+
+
+def test_data_and_models_never_import_detection():
+  chains = upward_imports(freqnoise_graph())
+  assert not chains, "lower packages importing higher ones:\n" + "\n".join(
+      " -> ".join(c) for c in chains)
+
+
 if __name__ == "__main__":
-  found = find_cycles(import_graph())
+  found, chains = find_cycles(freqnoise_graph()), upward_imports(freqnoise_graph())
   print(describe(found) if found else "no import cycles")
-  sys.exit(1 if found else 0)
+  print("\n".join(" -> ".join(c) for c in chains) if chains else "no upward imports")
+  sys.exit(1 if found or chains else 0)

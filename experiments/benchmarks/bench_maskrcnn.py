@@ -235,6 +235,7 @@ def build_variant(name: str, settings: dict, data: dict, lr: float, seed: int) -
   import jax.numpy as jnp
   import optax
   from freqnoise.freq.transform import DCTTransform
+  from freqnoise.detection import model as _maskrcnn  # noqa: F401 (registers 'maskrcnn')
   from freqnoise.models import build_model
   from freqnoise.rng import stream_keys
 

@@ -7,6 +7,7 @@ import ml_collections
 from freqnoise.data.dataset import ArrayDataset, Splits, sample_indices
 from freqnoise.data.lazy_split import LazySplit
 from freqnoise.data.sequences import SEQUENCE_SOURCES, load_sequence_splits
+from freqnoise.data.source_registry import register_source, registered_source
 from freqnoise.data.sources import check_source, load_image_splits
 
 
@@ -18,15 +19,16 @@ def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
   (rows that continue each other, e.g. carried BPTT rows) it keeps the first rows instead.
 
   With `cfg.pipeline == 'grain'` an image folder's training split is a `LazySplit`: the Grain
-  pipeline reads it one example at a time, so it is never decoded whole (nor cached).
+  pipeline reads it one example at a time, so it is never decoded whole (nor cached). Sources
+  registered by other packages (`source_registry`: detection's yolo-seg:DIR, cocojson:DIR) load
+  through their own `load`.
   """
-  is_sequence = cfg.source.partition(":")[0] in SEQUENCE_SOURCES  # seq:..., ptb:DIR, strokes:DIR
+  kind = cfg.source.partition(":")[0]
   lazy_train = cfg.get("pipeline", "memory") == "grain"
-  # (imported here: the detection loaders import freqnoise.data.dataset, i.e. this package)
-  from freqnoise.detection import sources as detection_sources
-  if detection_sources.is_detection_source(cfg.source):  # yolo-seg:DIR, cocojson:DIR
-    splits = detection_sources.load(cfg)
-  elif is_sequence:
+  registered = registered_source(kind)
+  if registered is not None:
+    splits = registered.load(cfg)
+  elif kind in SEQUENCE_SOURCES:  # seq:..., ptb:DIR, strokes:DIR
     splits = load_sequence_splits(cfg)
   else:
     splits = load_image_splits(cfg, lazy_train)
@@ -39,4 +41,5 @@ def load_splits(cfg: ml_collections.ConfigDict, seed: int = 0) -> Splits:
   return splits
 
 
-__all__ = ["ArrayDataset", "LazySplit", "Splits", "check_source", "load_splits", "sample_indices"]
+__all__ = ["ArrayDataset", "LazySplit", "Splits", "check_source", "load_splits", "register_source",
+           "sample_indices"]

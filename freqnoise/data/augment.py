@@ -4,14 +4,15 @@ Every function draws its random parameters for the rows of the *global* batch an
 of `rows` (this process's slice `(offset, global_size)`; default: the images are the whole batch),
 so row j of a global batch is augmented the same way however the batch is spread over processes.
 `augment_coefficients` augments JPEG DCT coefficients (`config.data.jpeg_coefficients`) instead of
-pixels: only the flip exists there, with the same draws as `augment_images`' flip.
+pixels: only the flip exists there, with the same draws as `augment_images`' flip. A detection batch
+(letterboxed images with boxes and box-cropped masks, `freqnoise.detection` conventions) gets the
+flip only, its boxes and masks following the pixels (`flip_detection_batch`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from freqnoise.detection.flip import flip_detection_batch
 from freqnoise.freq.dct_flip import flip_coefficients
 
 # Augmentations that need pixels: none can run on JPEG coefficients (config.data.jpeg_coefficients).
@@ -129,12 +130,37 @@ def augment_coefficients(rng: np.random.Generator, coeffs: np.ndarray, *, crop_p
   return np.where(mirror[:, None, None, None], flip_coefficients(coeffs), coeffs)
 
 
+def flip_detection_batch(batch: dict[str, np.ndarray], flip: np.ndarray) -> dict[str, np.ndarray]:
+  """A copy of `batch` with the examples where `flip` [B] is true mirrored left-right: the image's
+  content region (`size`; the zero padding stays at the right), boxes (x -> width - x, x1/x2
+  swapped) and each instance's M x M mask. Padding instances (class 0) stay all zeros."""
+  flip = np.asarray(flip, bool)
+  if flip.shape != batch["classes"].shape[:1]:
+    raise ValueError(f"flip must be bool [B] with B = {len(batch['classes'])}, got shape "
+                     f"{flip.shape}")
+  out = dict(batch)
+  image, boxes = batch["image"].copy(), batch["boxes"].copy()
+  masks = batch["masks"].copy() if "masks" in batch else None
+  for i in np.flatnonzero(flip):
+    w = int(batch["size"][i, 1])
+    image[i, :, :w] = image[i, :, :w][:, ::-1]
+    valid = batch["classes"][i] > 0
+    b = boxes[i, valid]
+    boxes[i, valid] = np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], axis=-1)
+    if masks is not None:
+      masks[i, valid] = masks[i, valid][:, :, ::-1]
+  out["image"], out["boxes"] = image, boxes
+  if masks is not None:
+    out["masks"] = masks
+  return out
+
+
 def augment_detection_batch(rng: np.random.Generator, batch: dict[str, np.ndarray], *,
                             flip: bool = False, rows: tuple[int, int] | None = None,
                             **unsupported) -> dict[str, np.ndarray]:
   """Horizontal flip (probability 1/2) of a detection batch's images, boxes and instance masks
-  (`freqnoise.detection.flip.flip_detection_batch`). Crops would move boxes out of the image
-  and are not offered for detection: asking for one is an error naming it."""
+  (`flip_detection_batch`). Crops would move boxes out of the image and are not offered for
+  detection: asking for one is an error naming it."""
   bad = sorted(k for k, v in unsupported.items() if v)
   if bad:
     raise ValueError(f"detection batches support config.data.augment.flip only, not {bad}")

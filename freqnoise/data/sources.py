@@ -12,7 +12,9 @@ decodes one image per example read and no `.npz` cache; its test split is decode
 With `config.data.jpeg_coefficients` (Grain only) both splits' `image` field holds each JPEG's DCT
 coefficients `[H/8, W/8, 192]` instead of pixels (`freqnoise.data.jpeg_input`). The sequence sources
 `seq:IMAGE_SOURCE`, `ptb:DIR`, `strokes:DIR` live in `freqnoise.data.sequences`; their forms are
-listed here too, so that an unknown source's error names every choice.
+listed here too, so that an unknown source's error names every choice. Packages above this one
+register their sources in `freqnoise.data.source_registry` (detection: `yolo-seg:DIR`,
+`cocojson:DIR`); `check_source` checks them with their own `check`.
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ from freqnoise.data.images import load_image_folder
 from freqnoise.data.jpeg_input import check_jpeg_source
 from freqnoise.data.lazy_split import LazySplit
 from freqnoise.data.random_access import ImageFolderSource
+from freqnoise.data.source_registry import registered_forms, registered_source
 
 SOURCES = ("digits", "tfds:NAME", "idx:DIR", "imagefolder:DIR")
 # The forms of freqnoise.data.sequences' sources (it imports this module, so they are named here).
 SEQUENCE_SOURCE_FORMS = ("seq:IMAGE_SOURCE", "ptb:DIR", "strokes:DIR")
-# The forms of freqnoise.detection.sources' detection sources (named here for the same reason).
-DETECTION_SOURCE_FORMS = ("yolo-seg:DIR", "cocojson:DIR")
+
+
+def _unknown(source: str) -> ValueError:
+  """The error for an unknown `config.data.source`, naming every source known now."""
+  forms = SOURCES + SEQUENCE_SOURCE_FORMS + registered_forms()
+  return ValueError(f"unknown data source {source!r}; expected one of {', '.join(forms)}")
 
 
 def _digits() -> Splits:
@@ -77,16 +84,20 @@ def _tfds(name: str, cfg) -> Splits:
 
 def check_source(cfg: ml_collections.ConfigDict) -> None:
   """Checks `cfg.source` names a known source and, for a folder source, an existing folder,
-  without reading any data (`seq:` wraps another source, checked in turn)."""
+  without reading any data (`seq:` wraps another source, checked in turn; a registered source is
+  checked by its own `check`)."""
   source = cfg.get("source", "")
   kind, _, arg = source.partition(":")
+  registered = registered_source(kind)
+  if registered is not None and arg:
+    registered.check(cfg)
+    return
   while kind == "seq" and arg:
     kind, _, arg = arg.partition(":")
   known = {"digits": False, "tfds": True, "idx": True, "imagefolder": True, "ptb": True,
-           "strokes": True, "yolo-seg": True, "cocojson": True}
+           "strokes": True}
   if kind not in known or known[kind] != bool(arg):
-    raise ValueError(f"unknown data source {source!r}; expected one of "
-                     f"{', '.join(SOURCES + SEQUENCE_SOURCE_FORMS + DETECTION_SOURCE_FORMS)}")
+    raise _unknown(source)
   if kind != "tfds" and arg and not os.path.exists(os.path.expanduser(arg)):
     raise FileNotFoundError(f"config.data.source={source!r}: {arg} does not exist")
 
@@ -136,5 +147,4 @@ def load_image_splits(cfg: ml_collections.ConfigDict, lazy_train: bool = False) 
         image_size=cfg.get("image_size") or None, cache_dir=cfg.get("cache_dir") or None)
     return Splits(ArrayDataset(train), ArrayDataset(test), len(names),
                   f"imagefolder:{os.path.basename(os.path.normpath(arg))}", {"class_names": names})
-  raise ValueError(f"unknown data source {source!r}; expected one of "
-                   f"{', '.join(SOURCES + SEQUENCE_SOURCE_FORMS + DETECTION_SOURCE_FORMS)}")
+  raise _unknown(source)

@@ -1,4 +1,6 @@
-"""Detection sources for `config.data.source` (the trainer's `load_splits` dispatches here):
+"""Detection sources for `config.data.source`, registered in `freqnoise.data.source_registry` when
+this module is imported (`freqnoise.experiment` imports it), so `load_splits` and `check_source`
+dispatch here without the data package importing detection:
 
   yolo-seg:DIR   `DIR/images/SPLIT/*.jpg` + `DIR/labels/SPLIT/*.txt` YOLO-seg polygons
                  (../shared/data/coco128-seg)
@@ -28,6 +30,7 @@ import ml_collections
 
 from freqnoise.data.dataset import Splits
 from freqnoise.data.lazy_split import LazySplit
+from freqnoise.data.source_registry import register_source
 from freqnoise.detection import coco_data
 from freqnoise.detection.lazy_source import DetectionSource
 
@@ -101,3 +104,7 @@ def check_for_objective(data: ml_collections.ConfigDict, objective: str) -> None
     raise ValueError(f"config.loss='maskrcnn' trains on detection batches (fields boxes, classes, "
                      f"masks, size), which config.data.source={data.source!r} does not give; use a "
                      f"detection source: {', '.join(FORMS)}")
+
+
+for _kind, _form in zip(KINDS, FORMS):
+  register_source(_kind, _form, load, check)

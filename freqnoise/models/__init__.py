@@ -1,4 +1,6 @@
-"""Model zoo. Importing this package registers every model; look them up with `build_model`."""
+"""Model zoo. Importing this package registers its models; look them up with `build_model`.
+Packages above it register theirs when imported: `freqnoise.detection.model` registers 'maskrcnn'
+(`freqnoise.experiment` imports it), so this package never imports detection."""
 
 from freqnoise.models.registry import build_model, register, registered_models
 
@@ -6,4 +8,3 @@ from freqnoise.models.registry import build_model, register, registered_models
 from freqnoise.models import cnn, mlp  # noqa: F401,E402
 from freqnoise.models import sequence  # noqa: F401,E402
 from freqnoise.models import mobilenet, resnet  # noqa: F401,E402
-from freqnoise.detection import model as _maskrcnn  # noqa: F401,E402 (registers 'maskrcnn')

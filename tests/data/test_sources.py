@@ -11,7 +11,7 @@ import pytest
 from ml_collections import ConfigDict
 from PIL import Image
 
-from freqnoise.data import load_splits
+from freqnoise.data import ArrayDataset, Splits, check_source, load_splits
 from freqnoise.data.idx import load_idx_dataset, read_idx
 from freqnoise.data.images import load_image_folder
 
@@ -78,12 +78,37 @@ def test_digits_split_is_fixed():
 
 
 def test_unknown_source_names_the_choices():
-  """Every source is named, the sequence (seq:, ptb:, strokes:) and detection sources included."""
+  """Every source is named, the sequence (seq:, ptb:, strokes:) and the registered detection
+  sources included (freqnoise.detection.sources registers them when imported)."""
+  import freqnoise.detection.sources  # noqa: F401
   with pytest.raises(ValueError) as e:
     load_splits(ConfigDict({"source": "mnist"}))
   assert str(e.value) == ("unknown data source 'mnist'; expected one of digits, tfds:NAME, "
                           "idx:DIR, imagefolder:DIR, seq:IMAGE_SOURCE, ptb:DIR, strokes:DIR, "
                           "yolo-seg:DIR, cocojson:DIR")
+
+
+def test_a_registered_source_is_checked_and_loaded_by_its_own_functions(tmp_path, monkeypatch):
+  """`source_registry`: a package above data adds a source kind; check_source and load_splits
+  dispatch to it (limits applied as for any source), and the error for an unknown one names it."""
+  from freqnoise.data import source_registry
+  monkeypatch.setattr(source_registry, "_SOURCES", dict(source_registry._SOURCES))
+  seen = []
+
+  def load(cfg):
+    seen.append(("load", cfg.source))
+    rows = ArrayDataset({"image": np.arange(10, dtype=np.uint8), "label": np.zeros(10, np.int32)})
+    return Splits(rows, rows, 1, "probe")
+
+  source_registry.register_source("probe", "probe:ARG", load, lambda cfg: seen.append(("check",)))
+  check_source(ConfigDict({"source": "probe:x"}))
+  splits = load_splits(ConfigDict({"source": "probe:x", "limit_train": 3}), seed=1)
+  assert seen == [("check",), ("load", "probe:x")]
+  assert len(splits.train) == 3 and len(splits.test) == 10
+  with pytest.raises(ValueError, match=r"expected one of .*strokes:DIR, .*probe:ARG"):
+    check_source(ConfigDict({"source": "nothing:x"}))
+  with pytest.raises(ValueError, match="registered twice"):
+    source_registry.register_source("probe", "probe:ARG", load, lambda cfg: None)
 
 
 def _png(value, size=4):

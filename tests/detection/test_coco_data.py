@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from freqnoise.detection.flip import flip_detection_batch
+from freqnoise.data.augment import flip_detection_batch
 from freqnoise.detection.coco_data import (load_coco_json, load_detection,
                                            load_yolo_seg)
 from freqnoise.detection.polygons import polygon_area, rasterize

@@ -10,6 +10,7 @@ import pytest
 from freqnoise.analog.layers import NoisyConv, NoisyDense
 from freqnoise.analog.noise import NoiseConfig
 from freqnoise.models import build_model
+from freqnoise.detection import model as _maskrcnn  # noqa: F401 (registers 'maskrcnn')
 
 
 def digital_products(model, x):
