@@ -8,17 +8,14 @@ statistics. Randomness follows `freqnoise.rng`.
 
 from __future__ import annotations
 
-import io
-import os
 from typing import Any
 
 import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
-from freqnoise import objectives, rng, sharding
+from freqnoise import input_stats, objectives, rng, sharding
 from freqnoise.detection import model as _maskrcnn, sources as detection_sources  # (they register)
 from freqnoise.adversarial import training_settings
 from freqnoise.analog.bits_schedule import check_bits_schedule, parse_bits_schedule, with_bits
@@ -29,9 +26,8 @@ from freqnoise.data import Splits, load_splits
 from freqnoise.data.pipeline import ORDERS
 from freqnoise.data.streaming import PIPELINES
 from freqnoise.data.transforms import build_transform
-from freqnoise.models import build_model, resnet
+from freqnoise.models import build_model, check_input_grid, resnet
 from freqnoise.optim import build_optimizer
-from freqnoise.workdir import write_atomically
 
 # The collection holding a model's recurrent state carried across batches (lstm_lm(carry_state=True)
 # writes it; config.data.order='sequential' feeds the batches it needs).
@@ -95,7 +91,8 @@ def check_config(config: ml_collections.ConfigDict):
                             "config.data.eval_batch_size")
   check_source(config.data)
   check_jpeg_coefficients(config)  # config.data.jpeg_coefficients: source, pipeline, input, augment
-  build_model(config.model, num_classes=2, noise=train_noise, quant=quant)  # (classes: any)
+  model = build_model(config.model, num_classes=2, noise=train_noise, quant=quant)  # (any classes)
+  check_input_grid(model, transform, config.model.name)  # a detector's image grid: input.upscale
   objective = objectives.name_of(config)
   objectives.lookup(objective)  # config.loss
   detection_sources.check_for_objective(config.data, objective)  # sizes; maskrcnn needs one
@@ -153,7 +150,8 @@ class Experiment:
                               for bits, _ in self.bits_stages)
     self.tx = build_optimizer(config.optimizer, self.num_steps, self.steps_per_epoch,
                               frozen=resnet.frozen_mask(self.model))  # frozen stages: no update
-    self.stats = self._input_stats()
+    self.stats = input_stats.load_or_fit(self.transform, self.splits.train, self.input_key,
+                                         config.seed, workdir)  # fitted, or this run's saved
     self.stats_device = sharding.replicate({k: jnp.asarray(v) for k, v in self.stats.items()},
                                            self.mesh)
 
@@ -168,48 +166,6 @@ class Experiment:
   def key(self, consumer: str) -> jax.Array:
     """The key of one consumer of this run's randomness (see freqnoise.rng)."""
     return rng.consumer_key(self.root_key, consumer)
-
-  # ----------------------------------------------------------------------------- statistics
-  def _input_stats(self) -> dict[str, np.ndarray]:
-    """Input statistics from the training split, saved in the workdir and reused on resume."""
-    path = os.path.join(self.workdir, "input_stats.npz")
-    if os.path.isfile(path):
-      with np.load(path) as z:
-        stats = {k: z[k] for k in z.files}
-      self._check_saved_stats(stats, path)
-      return stats
-    stats = self.transform.fit(self._fit_inputs(), seed=self.config.seed)
-    if jax.process_index() == 0:
-      os.makedirs(self.workdir, exist_ok=True)
-      buffer = io.BytesIO()
-      np.savez(buffer, **stats)
-      write_atomically(path, buffer.getvalue())
-    return stats
-
-  def _fit_inputs(self) -> np.ndarray:
-    """The training inputs the transform fits its statistics on: the seeded sample of at most
-    `max_fit_examples` that its `fit` draws (`transform_registry.fit_sample`, the same rows), so a
-    lazy split decodes only those and in-memory data gives the statistics it always gave. A
-    transform without `max_fit_examples` gets the whole split."""
-    train, limit = self.splits.train, getattr(self.transform, "max_fit_examples", None)
-    sample = train.head(len(train)) if limit is None else train.fit_sample(limit, self.config.seed)
-    return sample[self.input_key]
-
-  def _check_saved_stats(self, stats: dict, path: str) -> None:
-    """Saved statistics must describe this config's input (same fields, channels and width)."""
-    # The transform's own fit on two examples is the reference for fields and shapes.
-    fresh = self.transform.fit(self.splits.train.head(2)[self.input_key], seed=0)
-    problems = []
-    if set(fresh) != set(stats):
-      problems.append(f"fields {sorted(stats)} (this config: {sorted(fresh)})")
-    for k in sorted(set(fresh) & set(stats)):
-      if np.shape(fresh[k]) != np.shape(stats[k]):
-        problems.append(f"{k} of shape {np.shape(stats[k])} (this config: {np.shape(fresh[k])})")
-      elif k == "channels" and not np.array_equal(fresh[k], stats[k]):
-        problems.append(f"DCT channels {stats[k].tolist()} (this config: {fresh[k].tolist()})")
-    if problems:
-      raise ValueError(f"{path} was fitted for another input: it has " + "; ".join(problems)
-                       + ". Use another --workdir, or delete the file to refit.")
 
   # ----------------------------------------------------------------------------- state
   def init_state(self, key: jax.Array, model: flax.linen.Module | None = None) -> TrainState:
@@ -253,12 +209,14 @@ class Experiment:
               **model_kwargs):
     """Transform raw input `x`, then run `model` (default: the configured one; a bits-schedule
     stage is one of `stage_models`) with `noise` (None = noiseless); `model_kwargs` go to the
-    model's call (a detector's `targets` or image `size`)."""
+    model's call (a detector's `targets` or image `size`; the content `size` of letterboxed images
+    also tells the transform where the padding is, which it sets to 0)."""
     variables = dict(variables)
     stats = variables.pop(INPUT_STATS)
     model = (self.model if model is None else model).clone(noise=noise)
-    return model.apply(variables, self.transform(stats, x), train=train, rngs=rngs,
-                       mutable=mutable, **model_kwargs)
+    size = model_kwargs.get("size", (model_kwargs.get("targets") or {}).get("size"))
+    x = self.transform(stats, x) if size is None else self.transform(stats, x, size=size)
+    return model.apply(variables, x, train=train, rngs=rngs, mutable=mutable, **model_kwargs)
 
   def predict(self, variables: dict, x: jax.Array, *, noise: NoiseConfig | None, key: jax.Array,
               program_key: jax.Array | None = None, carry: Any = None,

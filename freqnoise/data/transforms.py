@@ -2,7 +2,9 @@
 
 A transform turns a batch of raw images (uint8 or float, NHWC, 0..255) into the model input. Its
 statistics (e.g. per-channel mean/std) come from the training split once and are saved with the run,
-so evaluation of a checkpoint uses exactly the statistics the model was trained with.
+so evaluation of a checkpoint uses exactly the statistics the model was trained with. Letterboxed
+images (`size`: content height, width) are fitted on their content and padded after normalisation
+(`transform_registry.content_mask`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import ml_collections
 import numpy as np
 
 import freqnoise.freq.transform  # noqa: F401  (registers "dct")
-from freqnoise.data.transform_registry import TRANSFORMS, fit_sample, register_transform
+from freqnoise.data.transform_registry import (TRANSFORMS, content_mask, fit_sample,
+                                              register_transform)
 
 def build_transform(input_config: ml_collections.ConfigDict | dict | None):
   fields = dict(input_config or {"name": "spatial"})
@@ -26,11 +29,14 @@ def build_transform(input_config: ml_collections.ConfigDict | dict | None):
     raise ValueError(f"input transform {name!r} rejected its config fields {sorted(fields)}: {e}") from e
 
 
-def _channel_moments(images: np.ndarray, scale: float, max_examples: int, seed: int):
+def _channel_moments(images: np.ndarray, scale: float, max_examples: int, seed: int,
+                     size: np.ndarray | None = None):
   """Per-channel mean and std of `images / scale` over (N, H, W), on a seeded sample of at most
-  `max_examples` images."""
+  `max_examples` images; with `size` [N, 2] over each image's content pixels only."""
   x = np.asarray(fit_sample(images, max_examples, seed), np.float64) / scale
   axes = tuple(range(x.ndim - 1))
+  if size is not None:  # [P, C]: the content pixels of every image
+    x, axes = x[np.asarray(content_mask(fit_sample(size, max_examples, seed), x.shape[1:3]))], 0
   return x.mean(axis=axes).astype(np.float32), np.maximum(x.std(axis=axes), 1e-6).astype(np.float32)
 
 
@@ -43,19 +49,27 @@ class SpatialTransform:
     max_fit_examples: at most this many training images (a seeded sample) enter the statistics.
   """
 
+  pixels_per_cell = 1  # image pixels per input cell a side (models.registry.check_input_grid)
+
   def __init__(self, normalize: bool = True, max_fit_examples: int = 10_000):
     self.normalize = normalize
     self.max_fit_examples = max_fit_examples
 
-  def fit(self, images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """Per-channel mean/std over a seeded sample of at most `max_fit_examples` training images."""
+  def fit(self, images: np.ndarray, seed: int = 0,
+          size: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-channel mean/std over a seeded sample of at most `max_fit_examples` training images;
+    over their content pixels only when `size` [N, 2] (letterboxed images) is given."""
     if images.ndim != 4:
       raise ValueError(f"spatial transform expects NHWC images, got shape {images.shape}")
-    mean, std = _channel_moments(images, 255.0, self.max_fit_examples, seed)
+    mean, std = _channel_moments(images, 255.0, self.max_fit_examples, seed, size)
     if not self.normalize:
       mean, std = np.zeros_like(mean), np.ones_like(std)
     return {"mean": mean, "std": std}
 
-  def __call__(self, stats: dict[str, jax.Array], images: jax.Array) -> jax.Array:
-    x = jnp.asarray(images, jnp.float32) / 255.0
-    return (x - stats["mean"]) / stats["std"]
+  def __call__(self, stats: dict[str, jax.Array], images: jax.Array,
+               size: jax.Array | None = None) -> jax.Array:
+    """Normalised pixels float32 [B, H, W, C]; with `size` [B, 2], exactly 0 outside the content."""
+    x = (jnp.asarray(images, jnp.float32) / 255.0 - stats["mean"]) / stats["std"]
+    if size is None:
+      return x
+    return jnp.where(content_mask(size, x.shape[1:3])[..., None], x, 0.0)

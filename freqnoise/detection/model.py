@@ -8,6 +8,9 @@ mask head; static shapes, jittable end to end, images of a batch processed with 
 Input: pixels `[B, H, W, 3]` (`stem='spatial'`) or DCT coefficients of the image upscaled 2x,
 `[B, H/4, W/4, C]` (`stem='frequency'`, `input_stride=4`: DCTNet's upscaled static input, which
 enters layer1 at the resolution the spatial stem gives it, so C2..C5 have strides 4..32 either way).
+The model takes the image to be `input_stride` times its input grid; `check_config` refuses a
+transform with another grid (`models.registry.check_input_grid`: config.input.upscale = 8 /
+input_stride for DCT input, pixels for the spatial stem).
 Training (`targets`: boxes [B, N, 4], classes [B, N], masks [B, N, M, M], size [B, 2]) returns the
 five losses; evaluation returns detections in input-image pixels and 28x28 mask probabilities of
 each detection's class. Defaults: DCTNet's Mask R-CNN R50-FPN 1x (../shared/REFERENCES.md).
@@ -43,7 +46,7 @@ class MaskRCNN(nn.Module):
   depth: int = 50                       # ResNet-50 (18 for quick CPU runs)
   width: int = 64                       # ResNet layer1 channels
   stem: str = "spatial"
-  input_stride: int = 4                 # image pixels per input cell with stem='frequency'
+  input_stride: int = 4                 # image pixels per input cell, stem='frequency' (2x DCT)
   frozen_stages: int = 0                # DCTNet: 1 (from an ImageNet-trained backbone)
   fpn_features: int = 256
   anchor_scale: float = 8.0

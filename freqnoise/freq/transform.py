@@ -2,7 +2,9 @@
 
 Runs on device inside the jitted step, after spatial augmentation on the host (crop, flip happen on
 pixels, before the DCT, as in DCTNet). Statistics (`fit`) are the per-channel mean and std of the
-selected coefficients over the training split, saved with the run by the trainer.
+selected coefficients over the training split, saved with the run by the trainer; for letterboxed
+images (`size`) over the blocks that touch the content, and the blocks wholly in the padding are 0
+after normalisation (`freqnoise.data.transform_registry.content_mask`).
 
 Config (`config.input`):
     name='dct', channels=24, chroma='444', pad=False, normalize=True, upscale=1
@@ -22,7 +24,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from freqnoise.data.transform_registry import fit_sample, register_transform
+from freqnoise.data.transform_registry import content_mask, fit_sample, register_transform
 from freqnoise.freq import dct, selection
 
 
@@ -59,6 +61,11 @@ class DCTTransform:
   def num_channels(self) -> int:
     return len(self.channels)
 
+  @property
+  def pixels_per_cell(self) -> float:
+    """Image pixels per output cell a side: an 8x8 block of the image upscaled `upscale`x."""
+    return dct.BLOCK / self.upscale
+
   def coefficients(self, images: jax.Array) -> jax.Array:
     """Unnormalised selected coefficients `[B, upscale * H/8, upscale * W/8, C]`."""
     if self.upscale > 1:
@@ -75,17 +82,22 @@ class DCTTransform:
     if images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"dct transform expects RGB NHWC images, got shape {images.shape}")
 
-  def fit(self, images: np.ndarray, seed: int = 0, batch_size: int = 256) -> dict[str, np.ndarray]:
+  def fit(self, images: np.ndarray, seed: int = 0, batch_size: int = 256,
+          size: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-channel mean/std (float32 `[C]`) of the selected coefficients over a seeded sample of at
-    most `max_fit_examples` training images."""
+    most `max_fit_examples` training images; with `size` [N, 2] (letterboxed images: content
+    height, width in pixels) over the blocks that touch each image's content only."""
     self.check_input(images)
     images = fit_sample(images, self.max_fit_examples, seed)
+    size = None if size is None else fit_sample(np.asarray(size), self.max_fit_examples, seed)
     fn = jax.jit(self.coefficients)
     total = np.zeros(self.num_channels, np.float64)
     total_sq = np.zeros(self.num_channels, np.float64)
     count = 0
     for start in range(0, len(images), batch_size):
       c = np.asarray(fn(images[start:start + batch_size]), np.float64)
+      if size is not None:  # the content blocks only: [P, C]
+        c = c[np.asarray(self.content(size[start:start + batch_size], c.shape[1:3]))][None, None]
       total += c.sum(axis=(0, 1, 2))
       total_sq += (c ** 2).sum(axis=(0, 1, 2))
       count += c.shape[0] * c.shape[1] * c.shape[2]
@@ -98,9 +110,18 @@ class DCTTransform:
     return {"mean": mean.astype(np.float32), "std": np.maximum(std, 1e-6).astype(np.float32),
             "channels": self.channels.copy()}
 
-  def __call__(self, stats: dict[str, jax.Array], images: jax.Array) -> jax.Array:
-    coeffs = self.coefficients(images)
-    return (coeffs - stats["mean"]) / stats["std"]
+  def content(self, size, grid: tuple[int, int]) -> jax.Array:
+    """bool [B, h, w]: the blocks of the `grid` that touch each image's content `size` [B, 2]."""
+    return content_mask(size, grid, scale=self.upscale, cell=dct.BLOCK)
+
+  def __call__(self, stats: dict[str, jax.Array], images: jax.Array,
+               size: jax.Array | None = None) -> jax.Array:
+    """Normalised coefficients [B, h, w, C]; with `size` [B, 2] (content height, width of
+    letterboxed images), the blocks wholly in the padding are exactly 0."""
+    x = (self.coefficients(images) - stats["mean"]) / stats["std"]
+    if size is None:
+      return x
+    return jax.numpy.where(self.content(size, x.shape[1:3])[..., None], x, 0.0)
 
 
 @register_transform("dct_coefficients")

@@ -2,7 +2,7 @@
 Packages above it register theirs when imported: `freqnoise.detection.model` registers 'maskrcnn'
 (`freqnoise.experiment` imports it), so this package never imports detection."""
 
-from freqnoise.models.registry import build_model, register, registered_models
+from freqnoise.models.registry import build_model, check_input_grid, register, registered_models
 
 # Each import below registers its models (one line per module).
 from freqnoise.models import cnn, mlp  # noqa: F401,E402

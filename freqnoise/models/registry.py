@@ -42,6 +42,28 @@ def check_stem_input(model: str, stem: str, x) -> None:
                      "use stem='frequency' for DCT input")
 
 
+def check_input_grid(model: nn.Module, transform: Any, model_name: str = "") -> None:
+  """A model that infers the image size from its input grid (attribute `input_stride`: image
+  pixels per input cell of its frequency stem; 1 with its spatial stem) must get a transform with
+  that many pixels per cell (`transform.pixels_per_cell`: 1 for pixels, 8 / config.input.upscale
+  for a block DCT), else its anchors and RoIs would cover the wrong part of the image. Raises a
+  ValueError naming config.model.stem and config.input.upscale."""
+  stride = getattr(model, "input_stride", None)
+  stem = getattr(model, "stem", "spatial")
+  expected = 1 if stem == "spatial" else stride
+  cell = getattr(transform, "pixels_per_cell", None)
+  if stride is None or cell == expected:
+    return
+  need = ("pixels, config.input.name='spatial'" if stem == "spatial" else
+          f"input_stride={stride}: the block DCT of the image upscaled {8 / stride:g}x, "
+          f"config.input.upscale={8 / stride:g}")
+  got = ("no image grid" if cell is None else f"cells of {cell:g} pixels (config.input.upscale="
+         f"{getattr(transform, 'upscale', 1)})")
+  raise ValueError(f"config.model.stem={stem!r}: {model_name or type(model).__name__} takes each "
+                   f"input cell as {expected}x{expected} image pixels ({need}), but config.input "
+                   f"gives {got}: its anchors and RoIs would cover the wrong part of the image")
+
+
 def registered_models() -> list[str]:
   return sorted(_MODELS)
 

@@ -99,3 +99,26 @@ def test_cpu_scales_read_the_shared_coco128(shared_data):
 def test_unknown_arguments_are_named(arg, message):
   with pytest.raises(ValueError, match=message):
     maskrcnn_coco.get_config(arg)
+
+
+@pytest.mark.parametrize("variant", ["dct24", "dct64"])
+def test_a_frequency_stem_needs_the_2x_upscaled_dct(tmp_path, variant):
+  """The frequency stem takes its input grid as 1/4 of the image (input_stride 4): DCT blocks of
+  the 2x image. Another upscale (none: blocks of 8 pixels) is refused by check_config, before any
+  data is read, naming config.model.stem and config.input.upscale; so is DCT into a spatial stem."""
+  c = maskrcnn_coco.get_config(f"variant={variant},scale=tiny")
+  c.data.source, c.num_devices = f"yolo-seg:{tmp_path}", 1
+  for upscale, cell in ((1, 8), (4, 2)):
+    c.input.upscale = upscale
+    with pytest.raises(ValueError, match=(
+        r"config.model.stem='frequency': maskrcnn takes each input cell as 4x4 image pixels "
+        r"\(input_stride=4: the block DCT of the image upscaled 2x, config.input.upscale=2\), but "
+        rf"config.input gives cells of {cell} pixels \(config.input.upscale={upscale}\)")):
+      check_config(c)
+  del c.input.upscale  # the transform's default: 1
+  with pytest.raises(ValueError, match=r"config.input.upscale=1\)"):
+    check_config(c)
+  c.input.upscale, c.model.stem = 2, "spatial"
+  with pytest.raises(ValueError, match=r"config.model.stem='spatial': maskrcnn takes each input "
+                                       r"cell as 1x1 image pixels \(pixels, config.input.name="):
+    check_config(c)
