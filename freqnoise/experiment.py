@@ -220,7 +220,7 @@ class Experiment:
 
   def predict(self, variables: dict, x: jax.Array, *, noise: NoiseConfig | None, key: jax.Array,
               program_key: jax.Array | None = None, carry: Any = None,
-              mask: jax.Array | None = None):
+              mask: jax.Array | None = None, **model_kwargs):
     """Evaluation-mode logits of raw inputs `x` [B, ...] under `noise`.
 
     Args:
@@ -232,6 +232,7 @@ class Experiment:
       carry: the recurrent state to start from (models with a `carry` collection); when given,
         returns `(logits, new_carry)`.
       mask: [B] 1 for real rows, 0 for padding; per-unit noise power counts only real rows.
+      model_kwargs: to the model's call, as in `forward` (a detector's content `size`).
     Returns:
       logits [B, ..., C] (or `(logits, carry)` when `carry` is given).
     """
@@ -241,9 +242,9 @@ class Experiment:
     if program_key is not None:
       rngs["program"] = program_key
     if carry is None:
-      return self.forward(variables, x, train=False, noise=noise, rngs=rngs)
+      return self.forward(variables, x, train=False, noise=noise, rngs=rngs, **model_kwargs)
     logits, updates = self.forward({**variables, CARRY: carry}, x, train=False, noise=noise,
-                                   rngs=rngs, mutable=[CARRY])
+                                   rngs=rngs, mutable=[CARRY], **model_kwargs)
     return logits, updates[CARRY]
 
 

@@ -8,6 +8,11 @@ ground truth (`splits.meta['coco_gt'][split]`, built by the data source from the
 annotations). A split may be in memory or a `LazySplit` (`config.data.lazy_test`, or the training
 split with `config.data.pipeline = 'grain'`), then decoded batch by batch. The `coco` evaluator
 also saves a picture of the first images' detections.
+
+Keys (freqnoise.rng), as in the split evaluator: a pass with `key` (the trainer's eval:
+`experiment.key('eval')`; a `coco` evaluator: its own `experiment.key(name)`) runs batch b with
+`fold_in(key, b)` (read noise: fresh per batch) and one chip for the whole pass,
+`named_key(key, 'program')` (programming weight noise, DESIGN.md).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from freqnoise.evaluators.registry import register
 
 
 class DetectionEvaluator:
-  """`DetectionEvaluator(experiment)(state, split='test') -> {'box_AP', 'box_AP50', ...,
-  'mask_AP', ...}` (fractions 0..1, pycocotools' stats)."""
+  """`DetectionEvaluator(experiment)(state, split='test', key=None) -> {'box_AP', 'box_AP50', ...,
+  'mask_AP', ...}` (fractions 0..1, pycocotools' stats); `key` None: the trainer's eval key. One
+  jitted batch step (the key is its argument) serves the trainer's eval and every `coco` block."""
 
   def __init__(self, experiment):
     self.experiment = experiment
@@ -36,24 +42,28 @@ class DetectionEvaluator:
     mesh = experiment.mesh
     self.step = jax.jit(self._predict, out_shardings=sharding.batch_sharding(mesh))
 
-  def _predict(self, variables: dict, batch: dict, index: jax.Array) -> dict:
+  def _predict(self, variables: dict, batch: dict, index: jax.Array, key: jax.Array) -> dict:
+    """Detections of batch `index` of a pass with `key` (see the module docstring)."""
     e = self.experiment
-    rngs = rng.stream_keys(jax.random.fold_in(self.key, index))
-    return e.forward(variables, batch[e.input_key], train=False, noise=e.eval_noise, rngs=rngs,
+    return e.predict(variables, batch[e.input_key], noise=e.eval_noise,
+                     key=jax.random.fold_in(key, index), program_key=rng.named_key(key, "program"),
                      size=batch["size"])
 
-  def detections(self, state, split: str = "test") -> tuple[list[dict], dict]:
-    """(COCO results of every real image of `split`, the first batch's inputs and detections)."""
+  def detections(self, state, split: str = "test", key: jax.Array | None = None
+                 ) -> tuple[list[dict], dict]:
+    """(COCO results of every real image of `split`, the first batch's inputs and detections),
+    from one pass with `key` (default: the trainer's eval key)."""
     e = self.experiment
     ds = getattr(e.splits, split, None)
     if ds is None:
       raise ValueError(f"no split {split!r}; expected 'train' or 'test'")
+    key = self.key if key is None else key
     variables = e.variables(state)
     results, first = [], None
     for index, batch in enumerate(eval_batches(ds, e.eval_batch_size,
                                                process_index=jax.process_index(),
                                                process_count=jax.process_count())):
-      dets = self.step(variables, sharding.shard_batch(batch, e.mesh), jnp.int32(index))
+      dets = self.step(variables, sharding.shard_batch(batch, e.mesh), jnp.int32(index), key)
       if jax.process_count() > 1:  # every process scores the whole split
         dets = multihost_utils.process_allgather(dets, tiled=True)
         batch = multihost_utils.process_allgather(batch, tiled=True)
@@ -69,10 +79,9 @@ class DetectionEvaluator:
                  "dets": {k: pick(v) for k, v in dets.items()}}
     return results, first
 
-  def __call__(self, state, split: str = "test") -> dict[str, float]:
-    e = self.experiment
-    results, _ = self.detections(state, split)
-    return score(e, split, results)
+  def __call__(self, state, split: str = "test", key: jax.Array | None = None) -> dict[str, float]:
+    results, _ = self.detections(state, split, key)
+    return score(self.experiment, split, results)
 
 
 def evaluator_of(experiment) -> DetectionEvaluator:
@@ -118,9 +127,10 @@ def _check(config, s: dict) -> None:
 
 @register("coco", defaults={"split": "test", "picture_images": 4}, check=_check)
 def coco(experiment, state, key, s: dict) -> dict[str, float]:
-  """COCO AP of `split` (`DetectionEvaluator`), and `detections_<split>.png` in the workdir with
-  the first `picture_images` images' detections (0: no picture)."""
-  results, first = evaluator_of(experiment).detections(state, s["split"])
+  """COCO AP of `split` (`DetectionEvaluator`, one pass with this evaluator's own `key`), and
+  `detections_<split>.png` in the workdir with the first `picture_images` images' detections (0: no
+  picture)."""
+  results, first = evaluator_of(experiment).detections(state, s["split"], key)
   scores = score(experiment, s["split"], results)
   if s["picture_images"] and jax.process_index() == 0 and first is not None:
     draw_first(experiment, first, os.path.join(experiment.workdir, f"detections_{s['split']}.png"),

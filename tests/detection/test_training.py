@@ -1,24 +1,30 @@
 """Mask R-CNN through the one trainer (`train_and_evaluate`, config.loss='maskrcnn') on a tiny
 YOLO-seg folder: it trains, logs the five losses, scores COCO AP and draws its detections; a run
 stopped and resumed ends bitwise where an uninterrupted one does; the DCT variant trains on its
-32x32x24 input; and bad configs fail before any data is read or file written.
+32x32x24 input; the input statistics are those of the images' content, not of their padding; and
+bad configs fail before any data is read or file written.
 
 Every `train_and_evaluate` jits its steps afresh; the module turns on JAX's persistent compilation
 cache (in a temporary folder) so that runs of one config compile once (~1 min each on CPU).
 """
 
+import contextlib
+import io
 import json
 import pathlib
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
 from PIL import Image, ImageDraw
+from pycocotools.coco import COCO
 
 from configs import maskrcnn_coco
 from freqnoise.detection.model import LOSS_NAMES
-from freqnoise.experiment import Experiment, check_config
+from freqnoise.evaluators import detection
+from freqnoise.experiment import INPUT_STATS, Experiment, check_config
 from freqnoise.metrics import read_metrics
 from freqnoise.train import train_and_evaluate
 
@@ -91,18 +97,23 @@ def spatial_run(tmp_path_factory, folder):
   return workdir, train_and_evaluate(tiny(folder), str(workdir))
 
 
-def test_trains_logs_the_five_losses_and_scores_coco_ap(spatial_run):
+def test_trains_logs_the_five_losses_and_scores_coco_ap(spatial_run, folder):
   workdir, result = spatial_run
   assert result["steps"] == 4
   with open(workdir / "final_metrics.json") as f:
     final = json.load(f)
   for key in ("test_box_AP", "test_box_AP50", "test_mask_AP", "test_mask_AP50", "coco/box_AP",
               "coco/box_AP50", "coco/mask_AP", "coco/mask_AP50"):
-    assert 0.0 <= final[key] <= 1.0, (key, final[key])
     assert final[key] == pytest.approx(result[key])
-  # the periodic eval at the last step and the `coco` evaluator score the same detections
+  # The evaluation is noiseless (config.eval_noise off), so the `coco` evaluator's own key draws
+  # nothing and it scores what the trainer's last eval scored (under noise each draws its own
+  # chip: tests/evaluators/test_detection.py).
   assert final["coco/box_AP"] == final["test_box_AP"]
   assert final["coco/mask_AP"] == final["test_mask_AP"]
+  # The scale of those numbers, on a constructed case: the split's own ground truth (boxes and
+  # masks, original pixels) scored as detections is exactly 1.0 box and mask AP.
+  experiment = Experiment(tiny(folder), str(workdir))
+  assert exact_ap(experiment) == {"box_AP": 1.0, "box_AP50": 1.0, "mask_AP": 1.0, "mask_AP50": 1.0}
   rows = read_metrics(str(workdir))
   train = [r for r in rows if r["split"] == "train"]
   assert [r["step"] for r in train] == [2, 4]
@@ -117,6 +128,50 @@ def test_trains_logs_the_five_losses_and_scores_coco_ap(spatial_run):
     assert picture.format == "PNG" and picture.size == (2 * 128, 128)  # 2 images side by side
 
 
+def exact_ap(experiment) -> dict[str, float]:
+  """`freqnoise.evaluators.detection.score` of the test split's ground truth as detections."""
+  gt = experiment.splits.meta["coco_gt"]["test"]
+  coco = COCO()
+  coco.dataset = gt
+  with contextlib.redirect_stdout(io.StringIO()):
+    coco.createIndex()
+  results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+              "score": 1.0, "segmentation": coco.annToRLE(a)} for a in gt["annotations"]]
+  for r in results:
+    r["segmentation"]["counts"] = r["segmentation"]["counts"].decode()
+  assert len(results) == sum(len(shapes) for shapes in SHAPES)
+  scores = detection.score(experiment, "test", results)
+  return {k: scores[k] for k in ("box_AP", "box_AP50", "mask_AP", "mask_AP50")}
+
+
+def test_input_statistics_are_fitted_on_the_content_and_padding_is_zero(tmp_path, folder):
+  """The 96x128 images letterboxed to 128²: statistics of their content pixels only (NumPy), and
+  the padding rows 0 after normalisation, in evaluation (`size`) and training (`targets`)."""
+  experiment = Experiment(tiny(folder), str(tmp_path))
+  train = experiment.splits.train.head(len(experiment.splits.train))
+  images, size = train["image"], train["size"]
+  np.testing.assert_array_equal(size, np.tile([96, 128], (4, 1)))
+  content = images[:, :96].reshape(-1, 3) / 255.0
+  np.testing.assert_allclose(experiment.stats["mean"], content.mean(0), rtol=1e-6)
+  np.testing.assert_allclose(experiment.stats["std"], content.std(0), rtol=1e-6)
+  variables = {INPUT_STATS: experiment.stats}
+  for kwargs in ({"size": size}, {"targets": {"size": size}}):
+    x = np.asarray(experiment.forward(variables, images, train=False, noise=None, rngs={},
+                                      model=Echo(), **kwargs))
+    assert np.all(x[:, 96:] == 0.0)
+    np.testing.assert_allclose(x[:, :96], (images[:, :96] / 255.0 - experiment.stats["mean"])
+                               / experiment.stats["std"], rtol=1e-5, atol=1e-5)
+
+
+class Echo(nn.Module):
+  """A model that returns its (transformed) input."""
+
+  noise: object = None
+
+  def __call__(self, x, *, train, size=None, targets=None):
+    return x
+
+
 def test_dct24_trains_on_its_grid_and_resumes_bitwise(tmp_path, folder):
   """variant=dct24: the DCT of the 2x image (256² -> 32x32 blocks, 24 channels) goes straight into
   layer1. A run stopped after 2 of its 4 steps and resumed ends with the parameters, BN statistics
@@ -128,7 +183,7 @@ def test_dct24_trains_on_its_grid_and_resumes_bitwise(tmp_path, folder):
   resumed = train_and_evaluate(config, str(tmp_path / "b"))
   assert resumed["steps"] == 4
   for key in ("test_box_AP", "test_mask_AP", "coco/box_AP", "coco/box_AP50"):
-    assert 0.0 <= straight[key] <= 1.0 and resumed[key] == straight[key], key
+    assert resumed[key] == straight[key], key
   experiment = Experiment(config, str(tmp_path / "a"))
   a, b = experiment.restore(), experiment.restore(str(tmp_path / "b"))
   assert int(a.step) == int(b.step) == 4
