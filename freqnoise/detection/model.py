@@ -147,7 +147,7 @@ class MaskRCNN(nn.Module):
     rpn = jax.vmap(lambda g, c, k: T.rpn_targets(
         anchors, g, c, k, batch_size_per_image=self.rpn_batch_per_image,
         positive_fraction=self.rpn_positive_fraction))(gt_boxes, gt_classes, keys[0])
-    rpn_cls, rpn_box = jax.vmap(L.rpn_loss)(objectness, deltas, rpn["labels"], rpn["box_targets"])
+    rpn_cls, rpn_box = L.rpn_loss(objectness, deltas, rpn["labels"], rpn["box_targets"])
     rois = jax.vmap(lambda p, v, g, c, k: T.sample_rois(
         p, v, g, c, k, num_samples=self.roi_batch_per_image,
         positive_fraction=self.roi_positive_fraction))(props, props_valid, gt_boxes, gt_classes,
@@ -155,7 +155,7 @@ class MaskRCNN(nn.Module):
     r = self.roi_batch_per_image
     feats = self._pool(levels, rois["rois"], 7)
     logits, box_deltas = self.box_head(feats.reshape((b * r,) + feats.shape[2:]))
-    rcnn_cls, rcnn_box = jax.vmap(L.box_head_loss)(
+    rcnn_cls, rcnn_box = L.box_head_loss(
         logits.reshape(b, r, -1), box_deltas.reshape(b, r, -1, 4), rois["classes"],
         rois["box_targets"], rois["weights"])
     # Mask head on a fixed number of RoI slots: the sampled foregrounds first (at most
@@ -170,8 +170,8 @@ class MaskRCNN(nn.Module):
     mask_targets = jax.vmap(T.mask_targets)(fg_rois, gt_mask_boxes, gt_masks)
     mask_feats = self._pool(levels, fg_rois, 14)
     mask_logits = self.mask_head(mask_feats.reshape((b * m,) + mask_feats.shape[2:]))
-    mask = jax.vmap(L.mask_loss)(mask_logits.reshape((b, m) + mask_logits.shape[1:]), fg_classes,
-                                 mask_targets, fg_is_fg)
+    mask = L.mask_loss(mask_logits.reshape((b, m) + mask_logits.shape[1:]), fg_classes,
+                       mask_targets, fg_is_fg, channels_last=True)
     values = (rpn_cls, rpn_box, rcnn_cls, rcnn_box, mask)
     return {name: jnp.mean(v) for name, v in zip(LOSS_NAMES, values)}
 
