@@ -71,6 +71,13 @@ def attack_config(block: dict, where: str = "config.adversarial") -> AttackConfi
                   f"scaled by pixel_scale={scale})") from None
 
 
+def attack_record(block: dict) -> dict:
+  """The attack fields of `block` as a result file records them: random_start as the attack
+  used it (None resolved by the method), so a reader never has to know the default."""
+  return {**{k: block[k] for k in ATTACK_FIELDS},
+          "random_start": attack_config(block).random_start}
+
+
 def training_settings(config: ml_collections.ConfigDict) -> dict | None:
   """`config.adversarial` with its defaults, checked; None when adversarial training is off."""
   block = config.get("adversarial")

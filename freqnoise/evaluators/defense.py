@@ -127,7 +127,7 @@ def craft(experiment, state, key, settings: dict) -> dict[str, float]:
       "workdir": os.path.abspath(experiment.workdir), "checkpoint_step": step,
       "fingerprint": fingerprint(experiment.config.to_dict()), "model": experiment.config.model.name,
       "data": experiment.config.data.source, "split": settings["split"], "seed":
-      experiment.config.seed, "attack": {k: settings[k] for k in adversarial.ATTACK_FIELDS},
+      experiment.config.seed, "attack": adversarial.attack_record(settings),
       "noise": settings["noise"], "examples": len(labels), "substitute_clean_accuracy": clean,
       "substitute_adversarial_accuracy": attacked,
       "created": datetime.datetime.now().isoformat(timespec="seconds")})
@@ -166,7 +166,7 @@ def defense(experiment, state, key, settings: dict) -> dict[str, float]:
       static_at_inf=deterministic_at_inf(spec, experiment.quant))
   if settings["source"] == "whitebox":
     images, labels, indices = _sample(experiment, settings)
-    provenance = {"source": "whitebox", "attack": {k: settings[k] for k in adversarial.ATTACK_FIELDS}}
+    provenance = {"source": "whitebox", "attack": adversarial.attack_record(settings)}
     rows = []
     for i, snr in enumerate(snrs):  # the attack sees the noise it is scored under (EOT)
       noise = None if math.isinf(snr) and deterministic_at_inf(spec, experiment.quant) else spec.replace(

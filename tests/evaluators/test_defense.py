@@ -38,6 +38,8 @@ def test_a_crafted_set_is_stored_with_its_provenance(runs):
   assert np.abs(x_adv - clean).max() <= 0.1 * 255 + 1e-4
   assert provenance["checkpoint_step"] == 20 and provenance["examples"] == 96
   assert provenance["attack"]["epsilon"] == 0.1 and provenance["seed"] == 1
+  # the start the attack used, not the block's None ("the method decides")
+  assert provenance["attack"]["random_start"] is (provenance["attack"]["method"] == "pgd")
   assert provenance["substitute_adversarial_accuracy"] == result["craft/adversarial_accuracy"]
   assert result["craft/adversarial_accuracy"] < result["craft/clean_accuracy"]
 
