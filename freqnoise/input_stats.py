@@ -18,6 +18,9 @@ import numpy as np
 from freqnoise.workdir import write_atomically
 
 FILE = "input_stats.npz"
+# Saved beside letterboxed statistics: they were fitted on the content only. A detection run's
+# file without it was fitted over the zero padding (before that was fixed) and is refused.
+CONTENT_MARK = "fitted_on_content"
 
 
 def fit_inputs(transform, train, input_key: str, seed: int) -> tuple[np.ndarray, dict]:
@@ -52,9 +55,15 @@ def load_or_fit(transform, train, input_key: str, seed: int, workdir: str) -> di
   """The statistics saved in `workdir` (checked against this config), else fitted on `train` and
   saved there (by process 0)."""
   path = os.path.join(workdir, FILE)
+  letterboxed = "size" in train.head(1)
   if os.path.isfile(path):
     with np.load(path) as z:
       stats = {k: z[k] for k in z.files}
+    marked = bool(stats.pop(CONTENT_MARK, False))
+    if letterboxed and not marked:
+      raise ValueError(f"{path} was fitted over the letterbox padding of this run's images "
+                       "(written before statistics were fitted on the image content only): "
+                       "delete it to refit, or start a new --workdir")
     check_saved(stats, path, transform, train, input_key)
     return stats
   inputs, content = fit_inputs(transform, train, input_key, seed)
@@ -62,6 +71,6 @@ def load_or_fit(transform, train, input_key: str, seed: int, workdir: str) -> di
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     buffer = io.BytesIO()
-    np.savez(buffer, **stats)
+    np.savez(buffer, **stats, **({CONTENT_MARK: np.asarray(True)} if letterboxed else {}))
     write_atomically(path, buffer.getvalue())
   return stats
