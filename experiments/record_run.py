@@ -39,6 +39,20 @@ def _workdir(command: list[str]) -> str:
   raise SystemExit("the command has no --workdir")
 
 
+def code_commit() -> str | None:
+  """The repository's commit (with '+dirty' if tracked files differ from it), or None outside a
+  git checkout: which code a recorded number came from."""
+  import subprocess
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", root, "diff", "--quiet", "HEAD"]).returncode != 0
+  except (OSError, subprocess.CalledProcessError):
+    return None
+  return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict:
   """What the run ran on: CPU model and count, load at the start (cores may be shared), versions."""
   cpu = platform.processor()
@@ -52,7 +66,7 @@ def machine() -> dict:
   return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
           "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
           "python": platform.python_version(), "jax": jax.__version__,
-          "devices": sorted({d.platform for d in jax.devices()})}
+          "devices": sorted({d.platform for d in jax.devices()}), "commit": code_commit()}
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from configs import maskrcnn_coco  # noqa: E402
 from configs.common import override  # noqa: E402
+from experiments.record_run import code_commit  # noqa: E402
 from freqnoise.experiment import Experiment  # noqa: E402
 from freqnoise.train import train_and_evaluate  # noqa: E402
 from freqnoise.workdir import write_atomically  # noqa: E402
@@ -81,7 +82,7 @@ def run_variant(scale: str, variant: str, overrides, workroot: str, out: str, se
          "model": dict(config.model), "input": dict(config.input),
          "input_shape": list(x.shape[1:]), "input_elements": int(np.prod(x.shape[1:])),
          "input_bytes_float32": int(np.prod(x.shape[1:])) * 4,
-         "device": jax.devices()[0].platform, "jax": jax.__version__}
+         "device": jax.devices()[0].platform, "jax": jax.__version__, "commit": code_commit()}
   for kind in ("box", "mask"):
     for k in AP_KEYS:
       row[f"{kind}_{k}"] = metrics.get(f"test_{kind}_{k}")
