@@ -61,7 +61,9 @@ def register(t) -> None:
       parts.append("96 train / 32 held out: " + ", ".join(
           f"{v} {_pct(held[v]['box_AP'])} / {_pct(held[v]['mask_AP'])}" for v in ORDER if v in held)
           + " (box / mask AP)")
-    if any("commit" not in r for r in (*over.values(), *held.values())):
-      parts.append("measured before issue 24's loss, statistics and paste fixes: rerun pending")
+    stale = [r["name"] for r in (*over.values(), *held.values()) if "commit" not in r]
+    if stale:
+      parts.append(", ".join(stale) + " measured before issue 24's loss, statistics and paste "
+                   "fixes: rerun pending")
     return ["coco128-seg, Mask R-CNN ResNet-FPN (CPU-sized), from scratch",
             "; ".join(parts) or "pending", f"`experiments/{PAPER}/results/*.json`"]
