@@ -32,6 +32,7 @@ from freqnoise.train import train_and_evaluate  # noqa: E402
 from freqnoise.workdir import write_atomically  # noqa: E402
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+COMMIT = code_commit()  # the code this process runs, read when it starts (not when it records)
 
 
 
@@ -82,7 +83,7 @@ def run_variant(scale: str, variant: str, overrides, workroot: str, out: str, se
          "model": dict(config.model), "input": dict(config.input),
          "input_shape": list(x.shape[1:]), "input_elements": int(np.prod(x.shape[1:])),
          "input_bytes_float32": int(np.prod(x.shape[1:])) * 4,
-         "device": jax.devices()[0].platform, "jax": jax.__version__, "commit": code_commit()}
+         "device": jax.devices()[0].platform, "jax": jax.__version__, "commit": COMMIT}
   for kind in ("box", "mask"):
     for k in AP_KEYS:
       row[f"{kind}_{k}"] = metrics.get(f"test_{kind}_{k}")
