@@ -17,6 +17,7 @@ import argparse
 import importlib
 import json
 import os
+import sys
 import time
 
 import jax
@@ -29,6 +30,10 @@ from freqnoise.experiment import Experiment
 from freqnoise.train import train_and_evaluate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from record_run import code_commit  # noqa: E402
+
+COMMIT = code_commit()  # read once, at the start: the code this process runs
 
 
 
@@ -68,8 +73,30 @@ def gate_summary(state, out_prefix: str, ks=(6, 24, 32, 48, 64)) -> dict:
   return summary
 
 
+def seed_suffix(seed: int) -> str:
+  """Seed 0's files carry no suffix (the first runs were recorded so); seed s > 0 `_seed<s>`."""
+  return f"_seed{seed}" if seed else ""
+
+
+def parse_seeds(text: str) -> list[int]:
+  """'0-7' or '0,2,5' or '3' -> sorted seeds; a malformed or negative seed is an error naming it."""
+  seeds = set()
+  for part in [p for p in text.split(",") if p]:
+    lo, _, hi = part.partition("-")
+    if not lo.isdigit() or (hi and not hi.isdigit()):
+      raise ValueError(f"--seeds: {part!r} is not a seed (N) or a range (N-M) of seeds >= 0")
+    lo, hi = int(lo), int(hi or lo)
+    if hi < lo:
+      raise ValueError(f"--seeds: the range {part!r} is empty")
+    seeds.update(range(lo, hi + 1))
+  if not seeds:
+    raise ValueError("--seeds: no seed given")
+  return sorted(seeds)
+
+
 def run_variant(config_module, name: str, variant: str, overrides, workroot: str, out: str,
-                channels=None, base: str | None = None, tag: str = "", config_arg: str = "") -> dict:
+                channels=None, base: str | None = None, tag: str = "", config_arg: str = "",
+                seed: int = 0) -> dict:
   """Trains `get_config("variant=" + (base or variant))`; with `channels`, as a static DCT subset
   without the gate.
 
@@ -77,22 +104,23 @@ def run_variant(config_module, name: str, variant: str, overrides, workroot: str
   `config_arg` adds `KEY=VALUE,...` to the config's argument (e.g. `model=mobilenet_v2`).
   """
   extra_arg, config_arg, variant = config_arg, base or variant, variant + tag
-  path = os.path.join(out, f"{name}_{variant}.json")
+  path = os.path.join(out, f"{name}_{variant}{seed_suffix(seed)}.json")
   if os.path.isfile(path):
     with open(path) as f:
       return json.load(f)
   config = config_module.get_config(",".join(a for a in (f"variant={config_arg}", extra_arg) if a))
   for assignment in overrides:
     override(config, assignment)
+  config.seed = seed  # init, data order and draws: seed s of every variant shares them
   if channels is not None:  # the learned static subset replaces the gate
     config.model.gate = False
     config.input = dict(config.input, channels=tuple(int(c) for c in channels))
-  workdir = os.path.join(workroot, f"{name}_{variant}")
+  workdir = os.path.join(workroot, f"{name}_{variant}{seed_suffix(seed)}")
   t = time.perf_counter()
   metrics = train_and_evaluate(config, workdir)
   wall = time.perf_counter() - t
   experiment, state = restore_state(config, workdir)
-  row = {"variant": variant, "test_top1": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+  row = {"variant": variant, "seed": seed, "commit": COMMIT, "test_top1": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
          "steps": metrics["steps"], "epochs": config.num_epochs, "batch_size": config.data.batch_size,
          "train_steps_per_sec": metrics["train_steps_per_sec"],
          "train_seconds": metrics["train_seconds"], "run_wall_seconds": wall,
@@ -107,12 +135,12 @@ def run_variant(config_module, name: str, variant: str, overrides, workroot: str
 
 
 def table(rows) -> str:
-  lines = ["| variant | top-1 (%) | input per image (elements) | input bytes (float32) | forward MFLOPs | "
+  lines = ["| variant | seed | top-1 (%) | input per image (elements) | input bytes (float32) | forward MFLOPs | "
            "params | steps (epochs) | train wall (min) | steps/s |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     shape = "x".join(str(s) for s in r["input_shape"])
-    lines.append(f"| {r['variant']} | {100 * r['test_top1']:.2f} | {shape} = {r['input_elements']:,} | "
+    lines.append(f"| {r['variant']} | {r.get('seed', '')} | {100 * r['test_top1']:.2f} | {shape} = {r['input_elements']:,} | "
                  f"{r['input_bytes_float32']:,} | {r['forward_flops'] / 1e6:.1f} | {r['params']:,} | "
                  f"{r['steps']} ({r['epochs']}) | {r['train_seconds'] / 60:.1f} | "
                  f"{r['train_steps_per_sec']:.2f} |")
@@ -128,25 +156,36 @@ def main() -> None:
   parser.add_argument("--tag", default="", help="suffix for variant names (ablations with --set)")
   parser.add_argument("--config_arg", default="",
                       help="more KEY=VALUE,... for get_config, e.g. model=mobilenet_v2 (with --tag)")
+  parser.add_argument("--seeds", default="0", help="seeds to run, e.g. 0-7 or 0,3: seed s of every "
+                      "variant shares init seed and data order (paired)")
+  parser.add_argument("--gate_result", default="",
+                      help="with --static_from_gate and no gate variant: the gate run's result JSON")
   parser.add_argument("--workroot", default="runs/freq")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   args = parser.parse_args()
+  seeds = parse_seeds(args.seeds)
   module = importlib.import_module(f"configs.freq_{args.config}")
+  variants = [v for v in args.variants.split(",") if v]
+  ks = [int(k) for k in args.static_from_gate.split(",") if k]
+  if ks and "gate" not in variants and not args.gate_result:
+    raise ValueError("--static_from_gate needs the gate variant in --variants or --gate_result")
+  gate_row = None
+  if args.gate_result:
+    with open(args.gate_result) as f:
+      gate_row = json.load(f)
   rows = []
-  for variant in [v for v in args.variants.split(",") if v]:
-    rows.append(run_variant(module, args.config, variant, args.set, args.workroot, args.out,
-                            tag=args.tag, config_arg=args.config_arg))
-    print(table(rows), flush=True)
-  gate_row = next((r for r in rows if "gate" in r), None)
-  gate_variant = gate_row["variant"] if gate_row else None
-  for k in [int(k) for k in args.static_from_gate.split(",") if k]:
-    if gate_row is None:
-      raise ValueError("--static_from_gate needs the gate variant in --variants")
-    rows.append(run_variant(module, args.config, f"learned{k}", args.set, args.workroot, args.out,
-                            channels=gate_row["gate"][f"top{k}"],
-                            base=gate_variant.removesuffix(args.tag), tag=args.tag,
-                            config_arg=args.config_arg))
-    print(table(rows), flush=True)
+  for seed in seeds:
+    for variant in variants:
+      rows.append(run_variant(module, args.config, variant, args.set, args.workroot, args.out,
+                              tag=args.tag, config_arg=args.config_arg, seed=seed))
+      gate_row = gate_row or (rows[-1] if "gate" in rows[-1] else None)
+      print(table(rows), flush=True)
+    for k in ks:  # the static subset of the first gate run, trained under each seed
+      rows.append(run_variant(module, args.config, f"learned{k}", args.set, args.workroot, args.out,
+                              channels=gate_row["gate"][f"top{k}"],
+                              base=gate_row["variant"].removesuffix(args.tag), tag=args.tag,
+                              config_arg=args.config_arg, seed=seed))
+      print(table(rows), flush=True)
   with open(os.path.join(args.out, f"{args.config}{args.tag}.md"), "w") as f:
     f.write(table(rows) + "\n")
 
