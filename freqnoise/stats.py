@@ -99,3 +99,25 @@ def seeds_for_power(std_difference: float, effect: float, *, power: float = 0.8,
     if scipy.stats.nct.sf(crit, df, nc) + scipy.stats.nct.cdf(-crit, df, nc) >= power:
       return n
   raise ValueError("more than 100,000 seeds: the effect is too small for its spread")
+
+
+def mean_interval(values, level: float = 0.95) -> tuple[float, float]:
+  """Student t interval of the mean of independent `values` (e.g. one per seed; n >= 2)."""
+  v = np.asarray(values, dtype=float)
+  if v.ndim != 1 or len(v) < 2 or not np.all(np.isfinite(v)):
+    raise ValueError(f"need >= 2 finite values in a 1-d sequence, got {v!r}")
+  return paired_t_interval(v, level)
+
+
+def proportion_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+  """Wilson score interval of a proportion, e.g. accuracy as `successes` correct of `trials`
+  test images (the binomial sampling of the test set, not the spread over seeds)."""
+  if not (isinstance(trials, (int, np.integer)) and trials > 0
+          and isinstance(successes, (int, np.integer)) and 0 <= successes <= trials):
+    raise ValueError(f"need integers 0 <= successes <= trials, trials > 0; got {successes}, "
+                     f"{trials}")
+  z = scipy.stats.norm.ppf(0.5 + level / 2)
+  p, n = successes / trials, trials
+  centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+  half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+  return float(centre - half), float(centre + half)

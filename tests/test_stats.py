@@ -56,3 +56,22 @@ def test_seeds_for_power_matches_the_published_one_sample_t_table():
 def test_bad_input_is_named(a, b, message):
   with pytest.raises((ValueError, TypeError), match=message):
     stats.paired_difference(a, b)
+
+
+@pytest.mark.parametrize("k,n", [(9902, 10000), (0, 50), (50, 50), (17, 40)])
+def test_proportion_interval_is_scipys_wilson_interval(k, n):
+  ref = scipy.stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+  np.testing.assert_allclose(stats.proportion_interval(k, n), (ref.low, ref.high), rtol=1e-12,
+                             atol=1e-15)
+
+
+def test_mean_interval_is_scipys_t_interval():
+  v = [64.54, 66.34, 65.1, 63.9]
+  ref = scipy.stats.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=scipy.stats.sem(v))
+  np.testing.assert_allclose(stats.mean_interval(v), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [(11, 10), (-1, 10), (1, 0), (0.5, 10)])
+def test_proportion_interval_refuses_impossible_counts(bad):
+  with pytest.raises(ValueError, match="successes"):
+    stats.proportion_interval(*bad)
