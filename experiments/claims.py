@@ -20,6 +20,7 @@ import glob
 import json
 import math
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -102,6 +103,42 @@ def load(root: str | None = None) -> list[tuple[str, dict]]:
 def with_verdict(claim: dict) -> dict:
   """`claim` with its `verdict` field set by the rule (for scripts that write claims files)."""
   return {**claim, "verdict": verdict(claim)}
+
+
+def _files_text(files: list[str]) -> str:
+  """Result files, shortly: one folder, seed files folded into `NAME[_seedN].json`."""
+  folders = sorted({os.path.dirname(f) for f in files})
+  names = []
+  for f in files:
+    base = os.path.basename(f)
+    folded = re.sub(r"_seed\d+\.json$", ".json", base)
+    many = sum(re.sub(r"_seed\d+\.json$", ".json", os.path.basename(g)) == folded for g in files)
+    name = folded.replace(".json", "[_seedN].json") if many > 1 else base
+    if name not in names:
+      names.append(name)
+  return f"`{folders[0]}/`: " + ", ".join(names) if len(folders) == 1 else ", ".join(files)
+
+
+def _number(x: float) -> str:
+  return f"{x:+.2f}" if abs(x) < 100 else f"{x:+,.0f}"
+
+
+def markdown_table(claims: list[tuple[str, dict]]) -> str:
+  """README.md's claims table: claim, the paper's number, ours with its 95% interval, n, verdict
+  (with the seeds a power estimate asks for when inconclusive), result files."""
+  lines = ["| claim | paper | ours [95% interval] | n | verdict | result files |",
+           "|---|---|---|---|---|---|"]
+  for _, c in claims:
+    sign = c["kind"] == "difference"
+    fmt = _number if sign else (lambda x: f"{x:,.2f}")
+    ci = "no interval" if c["ci95"] is None else f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]"
+    paper = fmt(c["paper_value"]) + ("" if sign else f" (tolerance {c['tolerance']:g})")
+    verdict = c["verdict"]
+    if c.get("seeds_needed"):
+      verdict += f" (≈{c['seeds_needed']} seeds for the paper's d)"
+    lines.append(f"| `{c['id']}`: {c['statement']} | {paper} {c['unit']} | {fmt(c['ours'])} {ci} "
+                 f"| {c['n']} {c['over'] if c['n'] != 1 else c['over'][:-1]} | {verdict} | {_files_text(c['files'])} |")
+  return "\n".join(lines)
 
 
 def main() -> int:

@@ -406,6 +406,14 @@ def _summary_defense() -> str:
 
 
 # ---------------------------------------------------------------- per-paper table modules
+@table("claims")
+def claims_table() -> str:
+  """Every paper's claims with our verdict (experiments/*/results/claims.json)."""
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  import claims
+  return claims.markdown_table(claims.load())
+
+
 def _register_paper_tables() -> None:
   """Each experiments/<paper>/readme_tables.py registers its own tables through `register(kit)`
   (kit: this module's registry and helpers, which read ROOT at call time)."""
