@@ -11,7 +11,6 @@ What a run is (data, models, statistics, `predict`) lives in `freqnoise.experime
 from __future__ import annotations
 
 import functools
-import os
 import time
 from typing import Callable
 
@@ -21,7 +20,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from freqnoise import distributed, evaluators, objectives, rng, sharding, workdir as run_folder
+from freqnoise import (distributed, evaluators, final_metrics, objectives, rng, sharding,
+                       workdir as run_folder)
 from freqnoise.adversarial import training_inputs, training_settings
 from freqnoise.analog import bits_schedule
 from freqnoise.init_from import initialize_from
@@ -31,7 +31,7 @@ from freqnoise.data.pipeline import TrainBatches, prefetch
 from freqnoise.data.streaming import StreamingBatches
 from freqnoise.experiment import (CARRY, INPUT_STATS, TRANSIENT_COLLECTIONS, Experiment, TrainState,
                                   check_config, past_end_message)
-from freqnoise.metrics import MetricWriter, Progress, strict_json
+from freqnoise.metrics import MetricWriter, Progress
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -118,7 +118,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   Returns:
     `{'test_accuracy', 'test_loss', 'steps', 'train_steps_per_sec', ...}` at the last step reached,
-    plus `'<name>/<metric>'` of every evaluator in `config.evals`.
+    plus `'<name>/<metric>'` per `config.evals` entry; a finished run's, as stored (final_metrics).
   """
   evaluators.check_config(config)  # a bad evaluator block fails now, not after training
   distributed.initialize(config)  # (its checks, e.g. batch / num_processes, run before joining)
@@ -152,6 +152,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   except BaseException:
     checkpointer.close()
     raise
+  if saved := start == experiment.num_steps and final_metrics.stored(workdir, start):
+    checkpointer.close()  # a finished run's result stands: returned as stored, never rewritten
+    return final_metrics.of_finished_run(experiment, state, workdir, saved)
   if is_writer:
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
     print(f"model {config.model.name}: {n_params:,} parameters; "
@@ -241,8 +244,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     checkpointer.close()
     writer.close()
   if is_writer:
-    run_folder.write_atomically(os.path.join(workdir, "final_metrics.json"),
-                                strict_json(result, indent=2))
+    final_metrics.write(workdir, result)
     print(run_folder.results_note(workdir, config, done=True), flush=True)
   return result
 

@@ -8,6 +8,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -311,13 +312,42 @@ def test_workdir_keeps_one_row_per_step_through_a_kill_and_a_rerun(tmp_path):
             '{"step": 20, "spl')
   train_and_evaluate(tiny(), str(tmp_path / "b"))
   assert metrics.read_text() == (tmp_path / "a" / "metrics.jsonl").read_text()
-  train_and_evaluate(tiny(), str(tmp_path / "b"))  # finished: evaluates step 20 again
+  train_and_evaluate(tiny(), str(tmp_path / "b"))  # finished: its stored result stands
   assert metrics.read_text() == (tmp_path / "a" / "metrics.jsonl").read_text()
   final_text = (tmp_path / "b" / "final_metrics.json").read_text()
   final = json.loads(final_text, parse_constant=pytest.fail)  # NaN / Infinity are not JSON
-  assert final["steps"] == 20 and final["train_steps_per_sec"] is None
+  assert final["steps"] == 20
   assert final["test_accuracy"] == json.loads((tmp_path / "a" / "final_metrics.json").read_text()
                                               )["test_accuracy"]
+
+
+def test_rerunning_a_finished_run_keeps_its_final_metrics(tmp_path, capsys):
+  """A rerun of a finished workdir trains nothing; it used to evaluate again and rewrite
+  final_metrics.json with its own timing (train_seconds 4.51 -> 0.0003, steps/s NaN). Now the
+  stored metrics are returned and the file stays byte-identical; an evaluator added to
+  config.evals since is run, its keys added beside the stored ones."""
+  mc = {"type": "montecarlo", "snrs_db": (float("inf"),), "num_draws": 4}
+  config = tiny()
+  config.evals = ml_collections.ConfigDict({"mc": mc})
+  first = train_and_evaluate(config, str(tmp_path))
+  path = tmp_path / "final_metrics.json"
+  before = path.read_bytes()
+  capsys.readouterr()
+  again = train_and_evaluate(config, str(tmp_path))
+  assert path.read_bytes() == before
+  assert again == json.loads(before) and again["train_seconds"] == first["train_seconds"]
+  assert first["train_seconds"] > 0.01 and again["train_steps_per_sec"] is not None
+  out = capsys.readouterr().out
+  assert f"{tmp_path} finished at step 20: its stored final metrics stand ({path}, not " \
+         "rewritten; nothing was trained)" in out
+  assert "eval at step" not in out
+  config.evals.mc2 = mc
+  added = train_and_evaluate(config, str(tmp_path))
+  assert "running the evaluators it lacks: mc2)" in capsys.readouterr().out
+  stored = json.loads(path.read_text())
+  assert stored == added and {k: stored[k] for k in first} == first
+  assert {k[4:] for k in stored if k.startswith("mc2/")} == {k[3:] for k in first
+                                                              if k.startswith("mc/")} != set()
 
 
 # ----------------------------------------------------------------------------- config.quant
