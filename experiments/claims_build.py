@@ -2,8 +2,9 @@
 
 A paper folder with claims has `experiments/<paper>/claims_spec.py` defining `claims()`: a list of
 claim dicts (DESIGN.md, "Claims") whose numbers come from `results/*.json` through the helpers here
-(`difference_over_seeds`, `level_over_seeds`, `level_over_images`, `single_run_difference`), never
-typed by hand. The verdict is then set by the rule in `experiments/claims.py`.
+(`difference_over_seeds`, `level_over_seeds`, `level_over_images`, `over_draws`,
+`single_run_difference`), never typed by hand. The verdict is then set by the rule in
+`experiments/claims.py`.
 
     python experiments/claims_build.py --write   # rewrite every claims.json from the result files
     python experiments/claims_build.py --check   # exit 1, naming the files, if one is stale
@@ -44,7 +45,8 @@ def read(path: str) -> dict:
 def per_seed(paper: str, stem: str, key: str, scale: float = 100.0) -> tuple[dict, list[str]]:
   """{seed: value * scale} from `<stem>.json` (seed 0) and `<stem>_seed<s>.json`, with the files.
 
-  A file's own `seed` field, when present, must agree with its name.
+  A file's own `seed` field, when present, must agree with its name. A dotted `key` reads a
+  nested field (`final_metrics.test_accuracy`).
   """
   values, files = {}, []
   pattern = re.compile(re.escape(stem) + r"(?:_seed(\d+))?\.json$")
@@ -57,7 +59,10 @@ def per_seed(paper: str, stem: str, key: str, scale: float = 100.0) -> tuple[dic
     row = read(rel)
     if row.get("seed", seed) != seed:
       raise ValueError(f"{rel}: its seed field {row['seed']} is not the seed {seed} of its name")
-    values[seed], files = float(row[key]) * scale, files + [rel]
+    value = row
+    for part in key.split("."):
+      value = value[part]
+    values[seed], files = float(value) * scale, files + [rel]
   return values, files
 
 
@@ -111,6 +116,16 @@ def level_over_images(base: dict, correct: int, total: int, files: list[str]) ->
                                                              round(100 * high, 4)]}
 
 
+def over_draws(base: dict, values, files: list[str]) -> dict:
+  """A claim (`base['kind']`: level or difference) on one trained model whose `ours` is the mean
+  of its per-draw `values` (Monte Carlo noise draws, in the claim's unit), with the t interval
+  over the draws: the noise's spread, not the test set's nor the seeds' (say so in `differs`)."""
+  v = [float(x) for x in values]
+  ci = [round(x, 4) for x in stats.mean_interval(v)] if len(v) >= 2 else None
+  return {**base, "over": "draws", "files": files, "n": len(v),
+          "ours": round(sum(v) / len(v), 4), "ci95": ci}
+
+
 def _seed_of(path: str) -> int:
   match = re.search(r"_seed(\d+)\.json$", path)
   return int(match.group(1)) if match else 0
@@ -148,7 +163,10 @@ def main(argv=None) -> int:
   stale = []
   for paper, module in specs().items():
     text, path = build(paper, module), os.path.join(ROOT, results_path(paper, "claims.json"))
-    current = open(path).read() if os.path.isfile(path) else None
+    current = None
+    if os.path.isfile(path):
+      with open(path) as f:  # closed at once: an open handle is a ResourceWarning under pytest
+        current = f.read()
     if text == current:
       continue
     if args.check:
