@@ -40,7 +40,9 @@ def table(name: str):
 
 
 def _results(paper: str, pattern: str = "*.json") -> list[str]:
-  return sorted(glob.glob(os.path.join(ROOT, "experiments", paper, "results", pattern)))
+  """Result files of `paper` matching `pattern`; its claims.json is not a run's result."""
+  return sorted(p for p in glob.glob(os.path.join(ROOT, "experiments", paper, "results", pattern))
+                if os.path.basename(p) != "claims.json")
 
 
 def _read(path: str):
