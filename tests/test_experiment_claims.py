@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from experiments import claims
+from experiments import claims, claims_build
 
 
 def _claim(**kw):
@@ -65,3 +65,9 @@ def test_load_reads_every_papers_file_and_refuses_a_repeated_id(tmp_path, monkey
 def test_the_repositorys_claims_files_hold():
   for paper, claim in claims.load():
     assert claim["verdict"] == claims.verdict(claim), (paper, claim["id"])
+
+
+def test_the_committed_claims_files_are_what_the_specs_compute():
+  # every experiments/<paper>/claims_spec.py run on today's result files gives, byte for byte,
+  # the committed results/claims.json (a new or changed result file needs --write)
+  assert claims_build.main(["--check"]) == 0
