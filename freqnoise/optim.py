@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ import ml_collections
 import optax
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "step", "exponential")
+SCHEDULES = ("constant", "cosine", "step", "exponential", "triangle")
 
 
 def staircase_decay(learning_rate: float, decay_factor: float, decay_every: int,
@@ -40,6 +40,8 @@ def build_schedule(cfg: ml_collections.ConfigDict, num_steps: int,
   `cfg.boundaries` (e.g. (0.5, 0.75)). Exponential decay (epoch-wise, staircase) multiplies it by
   `cfg.decay_factor` at the end of epoch `cfg.decay_begin_epochs` and after every
   `cfg.decay_every_epochs` epochs from then on (Zaremba et al., 2014); it needs `steps_per_epoch`.
+  Triangle (airbench): `cfg.triangle = (start, peak, end)`: linear from start·lr to lr at step
+  int(peak · steps), then linear to end·lr at the last step (steps after the warm-up).
   Step counts here include the warm-up.
   """
   lr, warmup = cfg.learning_rate, cfg.get("warmup_steps", 0)
@@ -59,6 +61,12 @@ def build_schedule(cfg: ml_collections.ConfigDict, num_steps: int,
     bounds = {int(b * num_steps) - warmup: cfg.get("decay_factor", 0.1)
               for b in cfg.get("boundaries", (0.5, 0.75))}
     main = optax.piecewise_constant_schedule(lr, {b: f for b, f in bounds.items() if b > 0})
+  elif name == "triangle":
+    start, peak, end = cfg.get("triangle", (0.2, 0.23, 0.07))
+    if not 0 < peak < 1:
+      raise ValueError(f"optimizer.triangle's peak is a fraction of the steps in (0, 1), got {peak}")
+    knots = jnp.asarray([0, int(peak * rest), rest], jnp.float32)
+    main = lambda count: lr * jnp.interp(count, knots, jnp.asarray([start, 1.0, end], jnp.float32))
   else:
     if not steps_per_epoch or steps_per_epoch <= 0:
       raise ValueError("the exponential schedule counts epochs: pass "
@@ -93,7 +101,9 @@ def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int,
   """SGD (momentum, Nesterov, coupled L2 weight decay: wd·w added to the gradient), Adam (the
   same), or AdamW (decoupled decay), optional clipping.
 
-  `steps_per_epoch` is needed by the epoch-wise exponential schedule only. `frozen`: params -> bool
+  `cfg.lookahead_every` > 0 wraps it in airbench's Lookahead (`lookahead_average`; start after
+  `cfg.lookahead_start_epochs`, `cfg.lookahead_decay`, `cfg.lookahead_power`).
+  `steps_per_epoch` is needed by the exponential schedule and Lookahead. `frozen`: params -> bool
   tree of the parameters that get no update at all (`keep_frozen`; the model's
   `freqnoise.models.resnet.frozen_mask`).
   """
@@ -116,4 +126,57 @@ def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int,
   clip = cfg.get("grad_clip_norm", 0.0)
   if clip:
     opt = optax.chain(optax.clip_by_global_norm(clip), opt)
+  every = cfg.get("lookahead_every", 0)
+  if every:
+    if not steps_per_epoch or steps_per_epoch <= 0:
+      raise ValueError("optimizer.lookahead_every counts epochs: pass build_optimizer(..., "
+                       f"steps_per_epoch=...) (got {steps_per_epoch!r})")
+    start = round(cfg.get("lookahead_start_epochs", 0.0) * steps_per_epoch) + 1
+    opt = lookahead_average(opt, every, start, cfg.get("lookahead_decay", 0.95),
+                            cfg.get("lookahead_power", 3.0), num_steps, steps_per_epoch)
   return opt if frozen is None else keep_frozen(opt, frozen)
+
+
+class LookaheadState(NamedTuple):
+  inner: Any        # the wrapped optimizer's state
+  slow: Any         # the slow weights (like params)
+  count: jax.Array  # updates so far (int32)
+  started: jax.Array  # 1 once the slow weights were set (int32)
+
+
+def lookahead_average(opt: optax.GradientTransformation, every: int, start: int, decay: float,
+                      power: float, total_steps: int,
+                      steps_per_epoch: int) -> optax.GradientTransformation:
+  """airbench's Lookahead (Jordan 2024, after Zhang et al. 2019): `opt` moves the fast weights;
+  at update t (1-based) with t >= `start` and t % `every` == 0 the slow weights move toward them,
+  slow <- slow + (1 - ρ_t)(fast - slow), ρ_t = decay^every · (t / total_steps)^power (little
+  averaging early, strong at the end; the first such t sets slow <- fast), and the parameters
+  become the slow weights. Once started, the parameters are also set back to the slow weights at
+  every epoch's end and at update `total_steps`, so a run ends on them. `opt`'s state (momentum)
+  is kept across the resets, as airbench does. Needs params in update()."""
+  if every <= 0 or start < 1 or total_steps <= 0 or steps_per_epoch <= 0:
+    raise ValueError(f"lookahead needs every > 0, start >= 1, total_steps > 0 and steps_per_epoch "
+                     f"> 0, got {every}, {start}, {total_steps}, {steps_per_epoch}")
+
+  def init(params):
+    return LookaheadState(opt.init(params), jax.tree.map(jnp.zeros_like, params),
+                          jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("lookahead needs params in update()")
+    steps, inner = opt.update(updates, state.inner, params)
+    fast = optax.apply_updates(params, steps)
+    t = state.count + 1
+    sync = (t >= start) & (t % every == 0)
+    rho = decay ** every * (t.astype(jnp.float32) / total_steps) ** power
+    first = sync & (state.started == 0)
+    slow = jax.tree.map(lambda s, f: jnp.where(first, f, jnp.where(sync, s + (1 - rho) * (f - s), s)),
+                        state.slow, fast)
+    started = state.started | sync.astype(jnp.int32)
+    reset = (started == 1) & (sync | (t % steps_per_epoch == 0) | (t >= total_steps))
+    new = jax.tree.map(lambda s, f: jnp.where(reset, s, f), slow, fast)
+    out = jax.tree.map(lambda n, p: (n - p).astype(p.dtype), new, params)
+    return out, LookaheadState(inner, slow, t, started)
+
+  return optax.GradientTransformation(init, update)

@@ -156,3 +156,56 @@ def test_frozen_leaves_get_exactly_zero_updates_the_others_those_of_the_plain_op
       f"['{m}']['{v}']" for m, v in (("bn1", "bias"), ("bn1", "scale"), ("conv1", "kernel"))] + [
       f"['layer1_0']['{m}']['{v}']" for m in ("bn1", "bn2") for v in ("bias", "scale")] + [
       "['layer1_0']['conv1']['kernel']", "['layer1_0']['conv2']['kernel']"]
+
+
+def test_triangle_schedule_is_airbenchs_piecewise_linear_ramp():
+  # airbench: lr(i) = interp(i, [0, int(0.23 * 476), 476], [0.2, 1, 0.07]) x lr, i = updates so far
+  s = build_schedule(cfg(schedule="triangle", triangle=(0.2, 0.23, 0.07)), 476)
+  peak = int(0.23 * 476)  # 109
+  assert float(s(0)) == pytest.approx(0.02)
+  assert float(s(peak)) == pytest.approx(0.1)
+  assert float(s(peak // 2)) == pytest.approx(0.1 * (0.2 + 0.8 * (peak // 2) / peak))
+  assert float(s(300)) == pytest.approx(0.1 * (1 - 0.93 * (300 - peak) / (476 - peak)))
+  assert float(s(476)) == pytest.approx(0.007)
+  with pytest.raises(ValueError, match="triangle's peak is a fraction of the steps"):
+    build_schedule(cfg(schedule="triangle", triangle=(0.2, 1.5, 0.07)), 476)
+
+
+def _airbench_lookahead(p, grad, lr, steps, spe, every, start_epoch, decay, power):
+  """airbench's training loop on one scalar with plain SGD (float64): Lookahead pulls every
+  `every` steps from epoch `start_epoch` on, and after every epoch (and the last step) the net is
+  set back to the slow weights. The weight after each step."""
+  slow, trace = None, []
+  for t in range(1, steps + 1):
+    p = p - lr * grad(p)
+    if (t - 1) // spe >= start_epoch and t % every == 0:
+      if slow is None:
+        slow = p
+      else:
+        rho = decay ** every * (t / steps) ** power
+        slow = slow + (1 - rho) * (p - slow)
+        p = slow
+    if (t % spe == 0 or t == steps) and slow is not None:
+      p = slow
+    trace.append(p)
+  return trace
+
+
+@pytest.mark.parametrize("steps", [23, 25])  # the last step a pull or not
+def test_lookahead_follows_airbenchs_loop(steps):
+  grad = lambda p: p - 3.0  # a quadratic pulling the weight to 3
+  opt = build_optimizer(cfg(name="sgd", momentum=0.0, schedule="constant", learning_rate=0.1,
+                            lookahead_every=3, lookahead_start_epochs=1.0, lookahead_decay=0.9,
+                            lookahead_power=2.0), steps, steps_per_epoch=7)
+  params = {"w": jnp.float32(0.0)}
+  state = opt.init(params)
+  trace = []
+  for _ in range(steps):
+    updates, state = opt.update({"w": grad(params["w"])}, state, params)
+    params = optax.apply_updates(params, updates)
+    trace.append(float(params["w"]))
+  expected = _airbench_lookahead(0.0, grad, 0.1, steps, 7, 3, 1, 0.9, 2.0)
+  np.testing.assert_allclose(trace, expected, rtol=1e-6)
+  plain = [3.0 - 3.0 * 0.9 ** t for t in range(1, steps + 1)]
+  np.testing.assert_allclose(trace[:8], plain[:8], rtol=1e-6)  # epoch 0: plain SGD
+  assert abs(trace[-1] - plain[-1]) > 1e-3  # then the averaging lags behind it
