@@ -74,7 +74,21 @@ class Splits:
   meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def summary(self) -> str:
+    """One line: examples, classes, fields; for detection also the instances of each split."""
     # One example describes the fields (a lazy split decodes just that one).
     shapes = ", ".join(f"{k} {v.shape[1:]} {v.dtype}" for k, v in self.train.head(1).items())
-    return (f"{self.name}: {len(self.train)} train / {len(self.test)} test, "
+    counts = [instance_count(self.train), instance_count(self.test)]
+    instances = (f" ({counts[0]} / {counts[1]} instances)" if None not in counts else "")
+    return (f"{self.name}: {len(self.train)} train / {len(self.test)} test{instances}, "
             f"{self.num_classes} classes; {shapes}")
+
+
+def instance_count(split: Any) -> int | None:
+  """The labelled instances of a detection split (rows of its `classes` field > 0), counted without
+  decoding an image (a lazy split asks its source's `instance_counts`); None for other splits."""
+  if isinstance(split, ArrayDataset):
+    classes = split.arrays.get("classes")
+    return None if classes is None else int((np.asarray(classes) > 0).sum())
+  counts = getattr(getattr(split, "source", None), "instance_counts", None)
+  rows = getattr(split, "rows", None)
+  return None if counts is None or rows is None else int(np.asarray(counts)[rows].sum())

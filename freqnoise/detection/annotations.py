@@ -3,22 +3,27 @@ truth, built from file names, image headers and annotation files without decodin
 
 Sources (`index_detection`):
   yolo-seg:DIR   `DIR/images/SPLIT/*.jpg` with `DIR/labels/SPLIT/STEM.txt` YOLO-seg labels (no
-                 file = no instances) and optional `DIR/classes.txt` (class names, one a line);
-                 YOLO class c -> class c + 1; the image id is the file name's number.
+                 file = a background image, as in YOLO; no `labels/SPLIT` folder is an error; a
+                 label file whose image is missing keeps its place in the order, with a warning)
+                 and optional `DIR/classes.txt` (class names, one a line); YOLO class c -> class
+                 c + 1; the image id is the file name's number.
   cocojson:DIR   the COCO 2017 layout, `DIR/annotations/instances_SPLIT.json` and `DIR/SPLIT/*.jpg`;
                  COCO category ids (1..90, with gaps) -> contiguous 1..K in sorted id order.
 
-Images are sorted by file name and sliced [start:stop]. `coco_gt` is a pycocotools ground-truth
-dict at the ORIGINAL resolution whose category ids are the contiguous classes 1..K (so a detection's
-class is its `category_id`). Crowd annotations and empty boxes are no training targets but stay in
-`coco_gt` (COCO evaluation ignores matches to crowds). An index is plain tuples, lists, arrays and
-RLE dicts (picklable, no open files), so it travels into data-loading worker processes;
+The COCO json file is checked whole before use (`coco_json.read_instances`: JSON, required keys
+and types, ids that exist), so a bad file is an error naming it and the annotation id. Images are
+sorted by file name (YOLO-seg: by stem, together with the label files' stems) and sliced
+[start:stop]; `index_detection` refuses a slice without instances (it would train on nothing and
+score AP nan). `coco_gt` is a pycocotools ground-truth dict at the ORIGINAL resolution whose
+category ids are the contiguous classes 1..K (so a detection's class is its `category_id`). Crowd
+annotations and empty boxes are no training targets but stay in `coco_gt` (COCO evaluation
+ignores matches to crowds). An index is plain tuples, lists, arrays and RLE dicts (picklable, no
+open files), so it travels into data-loading worker processes;
 `coco_data.read_example` turns one `Entry` into one example.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, NamedTuple
 
@@ -26,6 +31,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from freqnoise.detection.coco_json import read_instances
 from freqnoise.detection.polygons import parse_yolo_seg, polygon_box, polygons_to_rle
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -81,15 +87,43 @@ def _class_names(root: str, count: int = 80) -> list[str]:
   return names
 
 
+def _slice_images(image_dir: str, label_dir: str, start: int, stop: int | None) -> list[str]:
+  """The image file names of the slice [start:stop] of a split's positions: the file stems of its
+  images and of its label files together, sorted. A label file whose image is missing keeps its
+  place, so a deleted image never moves another image across a slice boundary (into the training
+  range, say); a printed warning names every such label file in the slice (its instances cannot be
+  used). Upstream coco128-seg has two (000000000656.txt, 000000000659.txt), after all 128 images."""
+  images: dict[str, str] = {}
+  for name in sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS)):
+    stem = os.path.splitext(name)[0]
+    if stem in images:
+      raise ValueError(f"{image_dir}: {images[stem]} and {name} share the label file "
+                       f"{os.path.join(label_dir, stem + '.txt')}; keep one of them")
+    images[stem] = name
+  labels = {os.path.splitext(f)[0] for f in os.listdir(label_dir) if f.endswith(".txt")}
+  stems = sorted(set(images) | labels)[start:stop]
+  orphans = [f"{s}.txt" for s in stems if s not in images]
+  if orphans:
+    shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
+    print(f"warning: {label_dir}: {len(orphans)} label file(s) in the slice [{start}:"
+          f"{'' if stop is None else stop}] have no image in {image_dir} (their instances are "
+          f"not used; the other images keep their places): {shown}", flush=True)
+  return [images[s] for s in stems if s in images]
+
+
 def index_yolo_seg(root: str, split: str = "train2017", start: int = 0, stop: int | None = None
                    ) -> tuple[list[Entry], dict]:
-  """(index, coco_gt) of the images `root/images/split/*` sorted by name, sliced [start:stop],
-  with YOLO-seg labels from `root/labels/split/STEM.txt`; reads image headers, no pixels."""
+  """(index, coco_gt) of the images `root/images/split/*` with YOLO-seg labels from
+  `root/labels/split/STEM.txt`, sliced [start:stop] over the images' and label files' stems
+  sorted together (`_slice_images`); reads image headers, no pixels."""
   image_dir, label_dir = os.path.join(root, "images", split), os.path.join(root, "labels", split)
   if not os.path.isdir(image_dir):
     raise FileNotFoundError(f"{root}: no image folder {image_dir} for split {split!r}")
-  files = sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
-  files = files[start:stop]
+  if not os.path.isdir(label_dir):  # every image would be background: zero instances, AP nan
+    raise FileNotFoundError(f"{root}: no label folder {label_dir} for split {split!r} (YOLO-seg "
+                            f"keeps the instances of images/{split}/NAME.jpg in labels/{split}/"
+                            "NAME.txt)")
+  files = _slice_images(image_dir, label_dir, start, stop)
   if not files:
     raise ValueError(f"{image_dir}: no images in the slice [{start}:{stop}]")
   names = _class_names(root)
@@ -114,12 +148,20 @@ def index_yolo_seg(root: str, split: str = "train2017", start: int = 0, stop: in
   return entries, {"images": gt_images, "annotations": gt_anns, "categories": categories}
 
 
-def _compact(segmentation: Any) -> Any:
+def _compact(segmentation: Any, path: str, ann_id: int) -> Any:
   """Polygons as flat float64 arrays (what `frPyObjects` converts them to; an index of COCO train
-  then holds ~8 bytes a coordinate, not a Python float's ~32); an RLE as it is."""
-  if isinstance(segmentation, list):
-    return [np.asarray(p, np.float64) for p in segmentation]
-  return segmentation
+  then holds ~8 bytes a coordinate, not a Python float's ~32); an RLE as it is. A coordinate that
+  is no number is an error naming the file and the annotation id."""
+  if not isinstance(segmentation, list):
+    return segmentation
+  try:
+    polygons = [np.asarray(p, np.float64) for p in segmentation]
+  except (TypeError, ValueError):
+    polygons = []
+  if not all(p.ndim == 1 and np.isfinite(p).all() for p in polygons) or not polygons:
+    raise ValueError(f"{path}: annotation id {ann_id}: segmentation polygons must hold finite "
+                     f"numbers, got {str(segmentation)[:60]}")
+  return polygons
 
 
 def index_coco_json(root: str, split: str = "val2017", start: int = 0, stop: int | None = None
@@ -130,11 +172,7 @@ def index_coco_json(root: str, split: str = "val2017", start: int = 0, stop: int
   ann_path = os.path.join(root, "annotations", f"instances_{split}.json")
   if not os.path.isfile(ann_path):
     raise FileNotFoundError(f"{root}: no annotation file {ann_path} for split {split!r}")
-  with open(ann_path) as f:
-    data = json.load(f)
-  for key in ("images", "annotations", "categories"):
-    if key not in data:
-      raise ValueError(f"{ann_path}: no {key!r} list (not a COCO instances file)")
+  data = read_instances(ann_path)  # checked whole: errors name the file and the annotation id
   cats = sorted(data["categories"], key=lambda c: c["id"])
   contiguous = {c["id"]: k + 1 for k, c in enumerate(cats)}
   images = sorted(data["images"], key=lambda im: im["file_name"])[start:stop]
@@ -143,9 +181,6 @@ def index_coco_json(root: str, split: str = "val2017", start: int = 0, stop: int
   by_image: dict[int, list[dict]] = {im["id"]: [] for im in images}
   for ann in data["annotations"]:
     if ann["image_id"] in by_image:
-      if ann["category_id"] not in contiguous:
-        raise ValueError(f"{ann_path}: annotation {ann.get('id')} has category_id "
-                         f"{ann['category_id']}, not among the categories")
       by_image[ann["image_id"]].append(dict(ann, category_id=contiguous[ann["category_id"]]))
   entries = []
   for im in images:
@@ -155,7 +190,8 @@ def index_coco_json(root: str, split: str = "val2017", start: int = 0, stop: int
       if ann.get("iscrowd", 0) or bw <= 0 or bh <= 0:
         continue  # crowd regions and empty boxes are no training targets (kept in coco_gt)
       targets.append(Target(ann["category_id"], np.array([x, y, x + bw, y + bh], np.float64),
-                            _compact(ann["segmentation"]), float(ann["area"])))
+                            _compact(ann["segmentation"], ann_path, ann["id"]),
+                            float(ann["area"])))
     entries.append(Entry(os.path.join(root, split, im["file_name"]), int(im["id"]),
                          int(im["height"]), int(im["width"]), tuple(targets)))
   image_keys = ("id", "height", "width", "file_name")
@@ -169,12 +205,21 @@ def index_coco_json(root: str, split: str = "val2017", start: int = 0, stop: int
 def index_detection(source: str, split: str, start: int = 0, stop: int | None = None
                     ) -> tuple[list[Entry], dict, dict]:
   """(index, coco_gt, meta) of `yolo-seg:DIR` or `cocojson:DIR` (see the module docstring), where
-  meta holds `class_names` (and, for COCO json, `category_ids`). Decodes no image."""
+  meta holds `class_names` (and, for COCO json, `category_ids`). Decodes no image. A slice without
+  a single training target is a ValueError: it would train on nothing and score AP nan."""
   kind, _, root = source.partition(":")
   if kind == "yolo-seg" and root:
     entries, coco_gt = index_yolo_seg(root, split, start, stop)
-    return entries, coco_gt, {"class_names": [c["name"] for c in coco_gt["categories"]]}
-  if kind == "cocojson" and root:
-    return index_coco_json(root, split, start, stop)
-  raise ValueError(f"unknown detection source {source!r}; expected one of "
-                   f"{', '.join(DETECTION_SOURCES)}")
+    meta = {"class_names": [c["name"] for c in coco_gt["categories"]]}
+  elif kind == "cocojson" and root:
+    entries, coco_gt, meta = index_coco_json(root, split, start, stop)
+  else:
+    raise ValueError(f"unknown detection source {source!r}; expected one of "
+                     f"{', '.join(DETECTION_SOURCES)}")
+  if not any(e.targets for e in entries):
+    why = ("every label file of the slice is missing or empty" if kind == "yolo-seg" else
+           "the file has no annotation of them that is a training target (not a crowd, a box "
+           "with an area)")
+    raise ValueError(f"{source} split {split!r} [{start}:{'' if stop is None else stop}]: no "
+                     f"instances in its {len(entries)} images ({why})")
+  return entries, coco_gt, meta

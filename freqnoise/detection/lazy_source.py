@@ -36,6 +36,7 @@ class DetectionSource:
     coco_gt: the pycocotools ground truth of the slice (None after unpickling).
     meta: `class_names` (and, for COCO json, `category_ids`).
     image_ids: int32 [len] COCO image ids in row order (no image decoded).
+    instance_counts: int32 [len] training targets of each row (after the max_instances cut).
   """
 
   def __init__(self, source: str, split: str, *, start: int = 0, stop: int | None = None,
@@ -46,6 +47,7 @@ class DetectionSource:
     self.source, self.split = source, split
     self.image_size, self.max_instances, self.mask_size = image_size, max_instances, mask_size
     self.image_ids = np.array([e.image_id for e in self.entries], np.int32)
+    self.instance_counts = np.array([len(e.targets) for e in self.entries], np.int32)
 
   def __len__(self) -> int:
     return len(self.entries)

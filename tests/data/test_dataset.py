@@ -4,7 +4,7 @@
 import numpy as np
 from ml_collections import ConfigDict
 
-from freqnoise.data import load_splits, sample_indices
+from freqnoise.data import ArrayDataset, Splits, load_splits, sample_indices
 from freqnoise.data.transforms import build_transform
 from tests.conftest import write_image_folder
 
@@ -47,3 +47,14 @@ def test_split_limits_keep_every_class(tmp_path):
   # Rows that continue each other (carried BPTT state) keep their order: a prefix.
   cfg.order = "sequential"
   np.testing.assert_array_equal(load_splits(cfg).train.arrays["label"], full.train.arrays["label"][:8])
+
+
+def test_the_summary_counts_the_instances_of_detection_splits_only():
+  detection = ArrayDataset({"image": np.zeros((3, 4, 4, 3), np.uint8),
+                            "classes": np.array([[1, 2, 0], [0, 0, 0], [3, 0, 0]], np.int32)})
+  assert Splits(detection, detection.take(1), 3, "toy").summary() == (
+      "toy: 3 train / 1 test (3 / 2 instances), 3 classes; image (4, 4, 3) uint8, classes (3,) "
+      "int32")
+  labels = ArrayDataset({"image": np.zeros((3, 4, 4, 1), np.uint8), "label": np.zeros(3, np.int32)})
+  assert Splits(labels, labels, 10, "toy").summary() == (
+      "toy: 3 train / 3 test, 10 classes; image (4, 4, 1) uint8, label () int32")

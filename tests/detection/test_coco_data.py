@@ -129,7 +129,8 @@ def test_yolo_seg_limits_names_and_errors(yolo_dir, capsys):
   np.testing.assert_array_equal(ds.arrays["classes"], [[1]])  # the triangle (768 px > 128 px)
   assert len(gt["annotations"]) == 2  # ground truth keeps every instance
   (yolo_dir / "classes.txt").unlink()
-  _, gt, meta = load_detection(f"yolo-seg:{yolo_dir}", "train2017", stop=1, image_size=32)
+  _, gt, meta = load_detection(f"yolo-seg:{yolo_dir}", "train2017", start=1, stop=2,
+                               image_size=32)
   assert meta["class_names"][:2] == ["class0", "class1"] and len(meta["class_names"]) == 80
   with pytest.raises(ValueError, match="multiple of 32"):
     load_yolo_seg(str(yolo_dir), image_size=48)

@@ -228,6 +228,10 @@ def test_load_with_grain_gives_a_lazy_train_split_and_lazy_test_reads_lazily(yol
 
   lazy = sources.load(_cfg(yolo_dir, pipeline="grain", lazy_test=True))
   assert isinstance(lazy.test, LazySplit) and lazy.meta == memory.meta
+  # the summary line counts each split's instances (after the max_instances = 3 cut: 2 + 1 + 0
+  # + 3 and 2 + 1), a lazy split without decoding (issue 25)
+  assert "yolo-seg:yolo: 4 train / 2 test (6 / 3 instances), 3 classes;" in memory.summary()
+  assert lazy.summary() == grain.summary() == memory.summary()
   # what the detection evaluator reads: padded eval batches and the split's image ids
   for got, want in zip(eval_batches(lazy.test, 4), eval_batches(memory.test, 4), strict=True):
     for k in want:
