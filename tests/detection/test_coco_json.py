@@ -66,7 +66,8 @@ def _change(edit):
     (lambda d: d["annotations"][0].update(segmentation="x"),
      "annotation id 11 (image_id 5): segmentation must be a list of polygons or an RLE dict"),
     (lambda d: d["annotations"][1]["segmentation"].update(size=[48, 64]),
-     "annotation id 12 (image_id 9): RLE size [48, 64] is not its image's [height, width] = [80, 40]"),
+     "annotation id 12 (image_id 9): RLE size [48, 64] is not its image's [height, width] = "
+     "[80, 40]"),
     (lambda d: d["images"][0].update(height=0),
      "image id 5: height must be a positive integer, got 0"),
     (lambda d: d["images"][1].pop("file_name"), "image id 9 has no 'file_name'"),
