@@ -5,13 +5,24 @@ Every field is commented here once; configs comment only the values they set. Co
 """
 
 import math
+import os
 
 import ml_collections
 
 from freqnoise import adversarial
 from freqnoise.analog import product_quant
+from freqnoise.cli import dct_channels_field
 
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
+# The checkout configs/ is installed from (`pip install -e .`); the datasets lie beside it.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shared_data(name: str) -> str:
+  """The dataset folder `REPO_ROOT/../shared/data/NAME`, relative to the working directory: from
+  the repository root, where the README's commands run, it is `../shared/data/NAME`, the text the
+  recorded results and workdirs hold; from any other directory it names the same folder."""
+  return os.path.relpath(os.path.join(REPO_ROOT, "..", "shared", "data", name))
 
 
 def _describe(spec: dict) -> str:
@@ -119,7 +130,8 @@ def variant_input(variant: str) -> ml_collections.ConfigDict:
     block.normalize = True       # per-channel mean/std from the train split
     return block
   block.name = "dct"             # 8x8 block DCT of YCbCr (freqnoise.freq)
-  block.channels = 192 if variant == "gate" else int(variant[3:])  # preset size or index list
+  # preset size or a list of indices (--config.input.channels='[0,1,8]')
+  block.channels = dct_channels_field(192 if variant == "gate" else int(variant[3:]))
   block.chroma = "444"           # full-resolution chroma (DCTNet's upscaled pipeline)
   block.pad = False              # image sides are multiples of 8
   block.normalize = True         # per-channel mean/std of the coefficients, train split

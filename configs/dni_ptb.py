@@ -30,7 +30,7 @@ Runtime on 2 shared CPU cores and measured perplexities: experiments/deep_noise_
 
 import ml_collections
 
-from configs.common import base_config, brief_run, check_choice, parse_arg
+from configs.common import base_config, brief_run, check_choice, parse_arg, shared_data
 
 # Zaremba et al. average the loss over the batch and sum it over the T steps of a row; the trainer
 # averages over all B*T tokens, whose gradient is 1/T of theirs. Their SGD step lr * clip_5(g_sum)
@@ -46,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError("config arguments short and quick both set the training length; pick one")
   medium = args.size == "medium"
   c = base_config()
-  c.data.source = "ptb:../shared/data/ptb"  # directory of ptb.{train,valid,test}.txt
+  c.data.source = "ptb:" + shared_data("ptb")  # directory of ptb.{train,valid,test}.txt
   c.data.input_key = "tokens"     # [B, T] word ids
   c.data.label_key = "targets"    # the next word of every position
   c.data.seq_len = 35 if medium else 20  # BPTT length T (tokens per row)

@@ -18,7 +18,7 @@ Expected: clean LSTM >= 98% test accuracy (5 epochs); RNN lower (see the README)
 
 import ml_collections
 
-from configs.common import base_config, brief_run, check_choice, parse_arg
+from configs.common import base_config, brief_run, check_choice, parse_arg, shared_data
 
 CELLS = ("lstm", "rnn", "gru")
 
@@ -29,7 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   check_choice("cell", args.cell, CELLS)
   cell = args.cell
   c = base_config()
-  c.data.source = "seq:idx:../shared/data/mnist"  # seq: = the image source read row by row
+  c.data.source = "seq:idx:" + shared_data("mnist")  # seq: = the image source read row by row
   c.data.input_key = "inputs"     # [B, 28, 28] float rows
   c.data.pixel_by_pixel = False   # True: 784 steps of one pixel
   c.data.permutation_seed = -1    # >= 0 (with pixel_by_pixel): fixed pixel permutation

@@ -20,7 +20,7 @@ folder), e.g. `variant=dct24,tiny`.
 import ml_collections
 
 from configs import freq_tiny_imagenet
-from configs.common import check_choice, parse_arg
+from configs.common import check_choice, parse_arg, shared_data
 
 VARIANTS = ("spatial32", "dct24", "dct48", "dct64", "dct192", "gate")
 
@@ -32,7 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Start from the Tiny-ImageNet variant (every field commented there; the same image sides, so
   # the DCT variants upscale CIFAR's 32x32 images to 64x64 on load) and change the data.
   c = freq_tiny_imagenet.get_config(f"variant={args.variant},tiny={args.tiny}")
-  c.data.source = "imagefolder:../shared/data/cifar10-jpeg"  # train.tar.gz / test.tar.gz
+  c.data.source = "imagefolder:" + shared_data("cifar10-jpeg")  # train.tar.gz / test.tar.gz
   c.data.test_split = "test"        # CIFAR-10's test set
   if not args.tiny:
     c.model.gate_anneal_steps = 780  # 2 epochs of 390 steps

@@ -37,7 +37,7 @@ small folder).
 
 import ml_collections
 
-from configs.common import (adamw_cosine, base_config, check_choice, parse_arg,
+from configs.common import (adamw_cosine, base_config, check_choice, parse_arg, shared_data,
                             shrink_to_tiny_freq, variant_input)
 
 VARIANTS = ("spatial112", "spatial224", "dct24", "dct32", "dct48", "dct64", "dct192", "gate")
@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   check_choice("model", args.model, MODELS)
   variant = args.variant
   c = base_config()
-  c.data.source = "imagefolder:../shared/data/imagenette"  # train.tar.gz / val.tar.gz
+  c.data.source = "imagefolder:" + shared_data("imagenette")  # train.tar.gz / val.tar.gz
   c.data.test_split = "val"          # Imagenette's val split (3,925 images) is the test set
   c.data.image_size = 112 if variant == "spatial112" else 224  # decoded (and resized) side
   if args.model == "mobilenet_v2" and not variant.startswith("spatial"):

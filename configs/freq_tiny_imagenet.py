@@ -22,7 +22,7 @@ folder), e.g. `variant=gate,tiny`.
 
 import ml_collections
 
-from configs.common import (adamw_cosine, base_config, check_choice, parse_arg,
+from configs.common import (adamw_cosine, base_config, check_choice, parse_arg, shared_data,
                             shrink_to_tiny_freq, variant_input)
 
 VARIANTS = ("spatial32", "spatial64", "dct24", "dct48", "dct64", "dct192", "gate")
@@ -34,7 +34,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   check_choice("variant", args.variant, VARIANTS)
   variant = args.variant
   c = base_config()
-  c.data.source = "imagefolder:../shared/data/tiny-imagenet-200"  # whatever train shards are present
+  # whatever train shards are present
+  c.data.source = "imagefolder:" + shared_data("tiny-imagenet-200")
   c.data.test_split = "val"          # Tiny-ImageNet's labelled val set is the test set
   c.data.image_size = 32 if variant == "spatial32" else 64  # decoded (and resized) image side
   c.data.batch_size = 128            # training images per step

@@ -27,11 +27,12 @@ Arguments (`configs/maskrcnn_coco.py:KEY=VALUE,...`): `variant` (default spatial
 
 import ml_collections
 
-from configs.common import base_config, brief_run, check_choice, parse_arg, variant_input
+from configs.common import (base_config, brief_run, check_choice, parse_arg, shared_data,
+                            variant_input)
 
 VARIANTS = ("spatial", "dct24", "dct64")
 SCALES = ("coco", "coco128", "overfit", "tiny")
-COCO128 = "yolo-seg:../shared/data/coco128-seg"
+COCO128 = "yolo-seg:" + shared_data("coco128-seg")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -22,7 +22,8 @@ import math
 import ml_collections
 
 from configs.common import NOISE_TRAIN_SNRS as TRAIN_SNRS  # noqa: F401 (variants, for callers)
-from configs.common import base_config, montecarlo_block, noise_args, shrink_to_tiny_noisy_cnn
+from configs.common import (base_config, montecarlo_block, noise_args, shared_data,
+                            shrink_to_tiny_noisy_cnn)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -30,7 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = noise_args(arg)
   train_snr = args.snr
   c = base_config()
-  c.data.source = "imagefolder:../shared/data/cifar10-jpeg"  # SPLIT/CLASS/*.jpg tarballs
+  c.data.source = "imagefolder:" + shared_data("cifar10-jpeg")  # SPLIT/CLASS/*.jpg tarballs
   c.data.batch_size = 128           # training images per step
   c.data.eval_batch_size = 1000     # test images per evaluation batch
   c.data.augment.crop_padding = 4   # random 32x32 crops of the 4-pixel zero-padded image

@@ -31,18 +31,19 @@ Runtime on 2 CPU cores and the numbers: experiments/noisy_defense/README.md.
 
 import ml_collections
 
-from configs.common import base_config, check_choice, parse_arg, shrink_to_tiny_cnn
+from configs.common import (base_config, check_choice, parse_arg, shared_data,
+                            shrink_to_tiny_cnn)
 
 SNRS = (5.0, 10.0, 15.0, 20.0, 30.0, float("inf"))  # inference SNR grid of the defense (dB)
-# Per dataset: data source, attack (pixel-range units), training PGD, epochs, target / substitute
-# model. Everything else is shared.
+# Per dataset: data source (kind, folder in ../shared/data), attack (pixel-range units),
+# training PGD, epochs, target / substitute model. Everything else is shared.
 DATA = {
     "mnist": dict(
-        source="idx:../shared/data/mnist", attack=dict(epsilon=0.3, step_size=0.01, steps=40),
+        source=("idx", "mnist"), attack=dict(epsilon=0.3, step_size=0.01, steps=40),
         train_steps=7, train_step=0.3 / 4, epochs=(4, 2), kernel=5,
         target=((16, 32), (512,)), substitute=((8, 16), (256,))),
     "cifar10": dict(
-        source="imagefolder:../shared/data/cifar10-jpeg",
+        source=("imagefolder", "cifar10-jpeg"),
         attack=dict(epsilon=8 / 255, step_size=2 / 255, steps=10),
         train_steps=3, train_step=4 / 255, epochs=(3, 2), kernel=3,
         target=((16, 32, 64), (128,)), substitute=((8, 16, 32), (64,))),
@@ -61,7 +62,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   attack = d["attack"]
   c = base_config()
   c.seed = args.seed if args.seed >= 0 else (0 if target else 1)  # substitute: another seed
-  c.data.source = d["source"]       # the original files (or tfds:mnist / tfds:cifar10)
+  kind, folder = d["source"]
+  c.data.source = f"{kind}:{shared_data(folder)}"  # original files (or tfds:mnist / tfds:cifar10)
   c.data.batch_size = 128           # training images per step
   c.data.eval_batch_size = 500      # test images per evaluation batch
   if args.data == "cifar10":

@@ -1,14 +1,21 @@
-"""What both command lines (freqnoise.main, freqnoise.evaluate) share: errors a user must act on
-as one line, and orbax's thread logs of a full disk filtered (reported once, by the trainer)."""
+"""What the command lines (freqnoise.main, freqnoise.evaluate, freqnoise.sweep) share: errors a user
+must act on as one line, orbax's thread logs of a full disk filtered (reported once, by the
+trainer), and the flag reading of a config field ml_collections cannot type (a DCT channel list)."""
 
 from __future__ import annotations
 
+import abc
+import ast
 import contextlib
 import errno
 import logging
 import os
 import sys
 from typing import Iterator
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
 
 
 @contextlib.contextmanager
@@ -40,3 +47,50 @@ class DiskFullNoise(logging.Filter):
     error = record.exc_info[1] if record.exc_info else None
     return not any("No space left on device" in text
                    for text in (record.getMessage(), str(error) if error else ""))
+
+
+class DctChannels(abc.ABC):
+  """The type of `config.input.channels`: a published preset's size (int) or a list of channel
+  indices into the 192 (tuple or list of ints). A field of this type can be set either way, in
+  Python and on the command line (`--config.input.channels=24`, `='[0,1,8]'`)."""
+
+
+for _kind in (int, tuple, list):
+  DctChannels.register(_kind)
+
+
+class DctChannelsParser(flags.ArgumentParser):
+  """`--config.input.channels=TEXT`: `24` (a preset) or `[0,1,8]` / `(0,1,8)` / `0,1,8` (indices).
+  Checked as the DCT transform checks it, so a bad value is a flag error naming it, before any
+  work."""
+
+  def parse(self, argument):
+    if not isinstance(argument, str):  # the config's own default
+      return argument
+    try:
+      value = ast.literal_eval(argument.strip())
+    except (ValueError, SyntaxError):
+      value = None
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(c, int) and not isinstance(c, bool) for c in value):
+      value = tuple(value)
+    elif not isinstance(value, int) or isinstance(value, bool):
+      raise ValueError(f"{argument!r} is neither a preset size (e.g. 24) nor a list of channel "
+                       "indices in [0, 192) (e.g. '[0,1,8]')")
+    from freqnoise.freq import selection  # the one check of a channel set, as the transform does
+    if isinstance(value, int):
+      selection.preset_channels(value)
+    else:
+      selection.check_channels(value)
+    return value
+
+  def flag_type(self) -> str:
+    return "DCT channels"
+
+
+config_flags.register_flag_parser_for_type(DctChannels, DctChannelsParser())
+
+
+def dct_channels_field(value: int | tuple[int, ...]) -> ml_collections.FieldReference:
+  """A config field holding `value` (a preset size or channel indices), settable either way."""
+  return ml_collections.FieldReference(value, field_type=DctChannels)

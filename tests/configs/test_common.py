@@ -136,3 +136,46 @@ def test_renamed_data_num_steps_is_a_clear_error():
   data.num_steps = 35
   with pytest.raises(ValueError, match="data.num_steps was renamed to config.data.seq_len"):
     load_sequence_splits(data)
+
+
+def test_pyproject_installs_configs_beside_freqnoise():
+  """`pip install -e .` maps the packages pyproject's find rule selects: configs must be one, so
+  notebooks (cwd colab/) and scripts import it from any directory without PYTHONPATH."""
+  import tomllib
+
+  import setuptools
+  repo = pathlib.Path(__file__).parents[2]
+  rule = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+  found = setuptools.find_packages(str(repo), include=rule["find"]["include"])
+  assert "configs" in found and "freqnoise" in found
+  assert not [p for p in found if p.startswith(("tests", "experiments", "colab"))], found
+
+
+def test_data_paths_name_the_same_folder_from_any_working_directory(tmp_path, monkeypatch):
+  from configs import freq_imagenette, noisy_defense
+  repo = pathlib.Path(__file__).parents[2]
+  shared = (repo.parent / "shared" / "data").resolve()
+  monkeypatch.chdir(repo)  # the text recorded by every result so far
+  assert freq_imagenette.get_config().data.source == "imagefolder:../shared/data/imagenette"
+  for cwd in (tmp_path, repo / "colab"):
+    monkeypatch.chdir(cwd)
+    for config, name in ((freq_imagenette.get_config(), "imagenette"),
+                         (dni_seqmnist.get_config(), "mnist"), (dni_ptb.get_config(), "ptb"),
+                         (noisy_defense.get_config("data=cifar10"), "cifar10-jpeg")):
+      folder = config.data.source.rpartition(":")[2]
+      assert (cwd / folder).resolve() == shared / name, (cwd, config.data.source)
+
+
+def test_configs_import_without_pythonpath_from_another_directory(tmp_path):
+  """The installed package, as a user runs it: `cd /tmp && python -c 'import configs.X'`."""
+  import os
+  import subprocess
+  import sys
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  code = "import configs.freq_imagenette as m; print(m.get_config().data.source)"
+  out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=60)
+  assert out.returncode == 0, out.stderr[-2000:]
+  folder = out.stdout.strip().rpartition(":")[2]
+  repo = pathlib.Path(__file__).parents[2]
+  assert (tmp_path / folder).resolve() == (repo.parent / "shared" / "data" / "imagenette").resolve()
