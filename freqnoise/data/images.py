@@ -3,7 +3,8 @@
 Covers the CIFAR-10 JPEG copy (`train.tar.gz`, `test.tar.gz`) and Tiny-ImageNet-200 (train shards
 `train-0000K-of-0000N.tar.gz` holding `train/WNID/images/*.JPEG`; `val.tar.gz` with
 `val/images/*.JPEG` labelled by `val/val_annotations.txt`; class order from `wnids.txt`). Whatever
-shards are present are read. Decoded arrays are cached as `.npz` (written to a temp file, then renamed).
+shards are present are read. Decoded arrays are cached as `.npz` (written to a temp file, then
+renamed) in a size-bounded cache, `freqnoise.data.image_cache`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from freqnoise.data import image_cache
 from freqnoise.workdir import write_atomically
 
 _EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -136,13 +138,19 @@ def load_image_folder(root: str, *, train_split: str = "train", test_split: str 
   if not os.path.isdir(root):
     raise FileNotFoundError(f"image data folder not found: {root}")
   cache = _cache_path(cache_dir, root, (train_split, test_split), image_size) if cache_dir else None
+  limit = image_cache.max_bytes() if cache else 0  # a bad FREQNOISE_CACHE_MAX_GB: before decoding
   if cache and os.path.isfile(cache):
+    image_cache.mark_used(cache)
+    if verbose:
+      print(f"decoded images of {root} from the cache {cache} "
+            f"({image_cache.describe(os.path.dirname(cache), limit)})", flush=True)
     with np.load(cache, allow_pickle=False) as z:
       names = [str(c) for c in z["class_names"]]
       return ({"image": z["train_image"], "label": z["train_label"]},
               {"image": z["test_image"], "label": z["test_label"]}, names)
   if verbose:
-    print(f"decoding images under {root} (cached afterwards)", flush=True)
+    print(f"decoding images under {root}" + (f" (cached afterwards in {cache})" if cache else ""),
+          flush=True)
   train_images, train_classes = _read_split(root, train_split, image_size, verbose)
   test_images, test_classes = _read_split(root, test_split, image_size, verbose)
   names = class_names_of(root, train_classes)
@@ -153,10 +161,28 @@ def load_image_folder(root: str, *, train_split: str = "train", test_split: str 
   train = {"image": train_images, "label": np.array([index[c] for c in train_classes], np.int32)}
   test = {"image": test_images, "label": np.array([index[c] for c in test_classes], np.int32)}
   if cache:
-    os.makedirs(os.path.dirname(cache), exist_ok=True)
-    write_atomically(cache, lambda f: np.savez(
-        f, train_image=train["image"], train_label=train["label"], test_image=test["image"],
-        test_label=test["label"], class_names=np.array(names)))
+    _store(cache, limit, train, test, names, verbose)
   return train, test, names
+
+
+def _store(cache: str, limit: int, train: dict, test: dict, names: list[str],
+           verbose: bool) -> None:
+  """Writes the decoded splits to `cache`, then evicts the least recently used other files until
+  the cache fits `limit` bytes; splits larger than the bound on their own are not cached."""
+  arrays = dict(train_image=train["image"], train_label=train["label"], test_image=test["image"],
+                test_label=test["label"], class_names=np.array(names))
+  size = sum(a.nbytes for a in arrays.values())  # .npz stores them uncompressed
+  folder = os.path.dirname(cache)
+  if size > limit:
+    if verbose:
+      print(f"not cached: the decoded images take {size / 1e9:.2f} GB, more than the cache's "
+            f"{limit / 1e9:g} GB bound ({image_cache.MAX_GB_ENV})", flush=True)
+    return
+  os.makedirs(folder, exist_ok=True)
+  write_atomically(cache, lambda f: np.savez(f, **arrays))
+  removed = image_cache.prune(folder, limit, keep=cache)
+  if verbose:
+    print(f"cached in {cache}; cache: {image_cache.describe(folder, limit)}"
+          + (f"; removed {len(removed)} least recently used" if removed else ""), flush=True)
 
 
