@@ -53,14 +53,23 @@ ATTACK_FIELDS = ("epsilon", "method", "norm", "step_size", "steps", "random_star
 
 def attack_config(block: dict, where: str = "config.adversarial") -> AttackConfig:
   """The AttackConfig of a block holding ATTACK_FIELDS (ε and step in pixel-range fractions).
-  Errors name the block's field."""
+  Errors name the block's field and the value as the block holds it (never the scaled one): ε must
+  lie in [0, 1] and a PGD step in (0, 1], fractions of the range (ε = 8 meant 8/255 = 0.0314)."""
+  field = lambda name: f"{where}.{name}" if where else name
   scale = block["pixel_scale"]
   if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-    raise ValueError(f"{where}.pixel_scale must be a positive number, got {scale!r}")
+    raise ValueError(f"{field('pixel_scale')} must be a positive number, got {scale!r}")
   eps, step = block["epsilon"], block["step_size"]
   for name, value in (("epsilon", eps), ("step_size", step)):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-      raise ValueError(f"{where}.{name} must be a finite number, got {value!r}")
+      raise ValueError(f"{field(name)} must be a finite number, got {value!r}")
+  pgd = block["method"] == "pgd"  # (FGSM takes no step_size)
+  for name, value, interval, bad in (("epsilon", eps, "[0, 1]", not 0 <= eps <= 1),
+                                     ("step_size", step, "(0, 1]", pgd and not 0 < step <= 1)):
+    if bad:
+      raise ValueError(f"{field(name)}={value!r} must be in {interval}: a fraction of the pixel "
+                       f"range (MNIST's 0.3, CIFAR-10's 8/255 = {8 / 255:.4f}), scaled by "
+                       f"pixel_scale={scale}")
   try:
     return AttackConfig(method=block["method"], norm=block["norm"], epsilon=eps * scale,
                         step_size=step * scale, steps=block["steps"],
@@ -195,6 +204,75 @@ def save_set(path: str, x_adv: np.ndarray, labels: np.ndarray, indices: np.ndarr
     return
   write_atomically(path, lambda f: np.savez(f, x_adv=x_adv, label=labels, index=indices))
   write_atomically(path + ".json", json.dumps(provenance, indent=2, default=str))
+
+
+def _npz_shapes(path: str) -> dict[str, tuple[int, ...]]:
+  """{array name: shape} of an npz file, read from its members' headers (no array is loaded)."""
+  import zipfile
+  shapes = {}
+  try:
+    with zipfile.ZipFile(path) as z:
+      for member in z.namelist():
+        with z.open(member) as f:
+          version = np.lib.format.read_magic(f)
+          read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                  else np.lib.format.read_array_header_2_0)
+          shapes[member.removesuffix(".npy")] = tuple(read(f)[0])
+  except (zipfile.BadZipFile, ValueError, OSError) as e:
+    raise ValueError(f"{path} is not an adversarial set (npz) that can be read: {e}") from None
+  return shapes
+
+
+def _data_name(source: str) -> tuple[str, str]:
+  """(kind, dataset folder or name) of a `config.data.source`: the same data under another path
+  (`idx:../shared/data/mnist`, `idx:/data/mnist`) gives the same pair."""
+  kind, _, arg = source.partition(":")
+  return kind, os.path.basename(os.path.normpath(arg)) if arg else ""
+
+
+def check_stored_set(config: ml_collections.ConfigDict, path: str) -> None:
+  """A crafted set against the run that will read it, before any data is read or any step trained
+  (the set is read only after training): its arrays (from the npz headers: x_adv [N, ...], label
+  and index [N]), the data its provenance names against config.data.source (by kind and dataset
+  name), its image size against config.data.image_size when set, and its indices against
+  config.data.limit_<split>. A ValueError naming the file and what differs."""
+  path = os.path.expanduser(path)
+  shapes = _npz_shapes(path)
+  missing = {"x_adv", "label", "index"} - set(shapes)
+  if missing:
+    raise ValueError(f"{path} is not an adversarial set: it lacks {sorted(missing)}")
+  n = shapes["x_adv"][0] if shapes["x_adv"] else -1
+  if shapes["label"] != (n,) or shapes["index"] != (n,):
+    raise ValueError(f"{path}: x_adv {shapes['x_adv']}, label {shapes['label']} and index "
+                     f"{shapes['index']} do not hold the same N examples")
+  provenance = {}
+  if os.path.isfile(path + ".json"):
+    with open(path + ".json") as f:
+      try:
+        provenance = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}.json (the set's provenance) is not valid JSON: {e}") from None
+  data = config.data
+  made_on = provenance.get("data")
+  if made_on and _data_name(made_on) != _data_name(data.source):
+    raise ValueError(f"{path} was crafted on data {made_on!r} (by {provenance.get('workdir')}), "
+                     f"but this run reads config.data.source={data.source!r}: craft the set on a "
+                     "substitute trained on this run's data")
+  size = data.get("image_size", 0)
+  if size and len(shapes["x_adv"]) == 4 and shapes["x_adv"][1:3] != (size, size):
+    raise ValueError(f"{path}: examples of shape {shapes['x_adv'][1:]}, but this run resizes its "
+                     f"images to {size}x{size} (config.data.image_size)")
+  split = provenance.get("split", "test")
+  limit = data.get(f"limit_{split}", 0)
+  if limit and n > 0:  # the kept examples are a sample drawn with the seed: the same only if both
+    with np.load(path) as z:  # runs drew it alike
+      top = int(z["index"].max())
+    seed = provenance.get("seed", config.seed)
+    if top >= limit or seed != config.seed:
+      raise ValueError(f"{path} indexes examples of the {split} split up to {top}, drawn under "
+                       f"seed {seed}, but this run keeps a sample of {limit} "
+                       f"(config.data.limit_{split}) drawn under seed {config.seed}: run with the "
+                       "substitute's limit and seed, or craft the set again")
 
 
 def load_set(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:

@@ -25,7 +25,7 @@ from freqnoise.checkpoint import Checkpointer, CheckpointError
 from freqnoise.data import Splits, load_splits
 from freqnoise.data.pipeline import ORDERS
 from freqnoise.data.streaming import PIPELINES
-from freqnoise.data.transforms import build_transform
+from freqnoise.data.transforms import build_transform, check_image_size
 from freqnoise.models import build_model, check_input_grid, resnet
 from freqnoise.optim import build_optimizer
 
@@ -56,11 +56,12 @@ def split_state(variables: dict) -> tuple[Any, dict]:
 
 
 def check_config(config: ml_collections.ConfigDict):
-  """Every check of `config` that needs no data: input transform, noise blocks, converters
-  (config.quant), batch order and input pipeline, mesh and batch sizes, data source name (and
-  reading JPEG coefficients, config.data.jpeg_coefficients; a detection source's sizes, and one
-  for config.loss='maskrcnn'), model name and fields, optimizer and step counts. The trainer calls
-  it before it touches the workdir, so a bad field costs no data loading and leaves no file.
+  """Every check of `config` that needs no data: input transform (and a DCT's image size), noise
+  blocks, converters (config.quant), batch order and input pipeline, mesh and batch sizes, data
+  source name (and reading JPEG coefficients, config.data.jpeg_coefficients; a detection source's
+  sizes, and one for config.loss='maskrcnn'), model name and fields, optimizer and step counts.
+  The trainer calls it before it touches the workdir, so a bad field costs no data loading and
+  leaves no file.
 
   Returns (transform, train_noise, eval_noise, mesh, quant), which the Experiment keeps.
   """
@@ -90,6 +91,7 @@ def check_config(config: ml_collections.ConfigDict):
   sharding.check_batch_size(config.data.get("eval_batch_size") or config.data.batch_size, mesh,
                             "config.data.eval_batch_size")
   check_source(config.data)
+  check_image_size(transform, config.data)  # a DCT's block multiple, before 50k images decode
   check_jpeg_coefficients(config)  # config.data.jpeg_coefficients: source, pipeline, input, augment
   model = build_model(config.model, num_classes=2, noise=train_noise, quant=quant)  # (any classes)
   check_input_grid(model, transform, config.model.name)  # a detector's image grid: input.upscale

@@ -32,9 +32,35 @@ def staircase_decay(learning_rate: float, decay_factor: float, decay_every: int,
   return schedule
 
 
+# Notes already printed (a run builds its optimizer more than once: config check, Experiment).
+_NOTED: set[str] = set()
+
+
+def warmup_steps(cfg: ml_collections.ConfigDict, num_steps: int) -> int:
+  """The linear warm-up a run of `num_steps` gets: `cfg.warmup_steps`, unless that is not shorter
+  than the run -- a run shortened on the command line (`--config.num_steps=2` on a config that
+  warms up over 100 steps) -- which warms up over 10% of its steps instead (rounded down), with a
+  printed note saying so and which flag sets it. A function of (warmup_steps, num_steps) alone, so
+  config.json still determines the schedule."""
+  warmup = cfg.get("warmup_steps", 0)
+  if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+    raise ValueError(f"optimizer.warmup_steps must be a non-negative integer, got {warmup!r}")
+  if warmup < num_steps:
+    return warmup
+  scaled = num_steps // 10
+  note = (f"note: optimizer.warmup_steps={warmup} is not shorter than this run's num_steps="
+          f"{num_steps}: warming up over {scaled} steps (10% of the run) instead; set "
+          "--config.optimizer.warmup_steps=N to choose")
+  if note not in _NOTED:
+    _NOTED.add(note)
+    print(note, flush=True)
+  return scaled
+
+
 def build_schedule(cfg: ml_collections.ConfigDict, num_steps: int,
                    steps_per_epoch: int | None = None) -> optax.Schedule:
-  """Linear warm-up over `cfg.warmup_steps`, then constant / cosine to 0 / step / exponential decay.
+  """Linear warm-up over `warmup_steps(cfg, num_steps)`, then constant / cosine to 0 / step /
+  exponential decay.
 
   Step decay multiplies the rate by `cfg.decay_factor` at each fraction of `num_steps` listed in
   `cfg.boundaries` (e.g. (0.5, 0.75)). Exponential decay (epoch-wise, staircase) multiplies it by
@@ -44,14 +70,13 @@ def build_schedule(cfg: ml_collections.ConfigDict, num_steps: int,
   int(peak · steps), then linear to end·lr at the last step (steps after the warm-up).
   Step counts here include the warm-up.
   """
-  lr, warmup = cfg.learning_rate, cfg.get("warmup_steps", 0)
+  lr = cfg.learning_rate
   name = cfg.get("schedule", "constant")
   if name not in SCHEDULES:
     raise ValueError(f"unknown learning-rate schedule {name!r}; known: {', '.join(SCHEDULES)}")
   if not lr > 0:
     raise ValueError(f"optimizer.learning_rate must be positive, got {lr}")
-  if not 0 <= warmup < max(num_steps, 1):
-    raise ValueError(f"optimizer.warmup_steps={warmup} must be in [0, num_steps={num_steps})")
+  warmup = warmup_steps(cfg, num_steps)
   rest = max(num_steps - warmup, 1)
   if name == "constant":
     main = optax.constant_schedule(lr)

@@ -1,4 +1,7 @@
-"""PGD adversarial training through the one trainer (`config.adversarial`)."""
+"""PGD adversarial training through the one trainer (`config.adversarial`); attack fields and
+stored transfer sets checked before any work."""
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +21,13 @@ ADV = {"adversarial.epsilon": 0.1, "adversarial.steps": 3, "adversarial.step_siz
 
 @pytest.mark.parametrize("field,value,message", [
     ("adversarial.fraction", 0.0, r"config.adversarial.fraction must be in \(0, 1\], got 0.0"),
-    ("adversarial.epsilon", -0.1, r"config.adversarial: AttackConfig.epsilon must be >= 0"),
+    # issue 25: ε is a fraction of the range (8 meant 8/255), and errors quote the typed value
+    ("adversarial.epsilon", -0.1, r"^config\.adversarial\.epsilon=-0\.1 must be in \[0, 1\]: a "
+     r"fraction of the pixel range \(MNIST's 0\.3, CIFAR-10's 8/255 = 0\.0314\), scaled by "
+     r"pixel_scale=255\.0$"),
+    ("adversarial.epsilon", 8.0, r"^config\.adversarial\.epsilon=8\.0 must be in \[0, 1\]"),
+    ("adversarial.step_size", 2.0, r"^config\.adversarial\.step_size=2\.0 must be in \(0, 1\]"),
+    ("adversarial.step_size", 0.0, r"^config\.adversarial\.step_size=0\.0 must be in \(0, 1\]"),
     ("adversarial.norm", "l1", r"config.adversarial: AttackConfig.norm must be one of"),
     ("adversarial.steps", 0, r"config.adversarial: AttackConfig.steps must be >= 1"),
     ("adversarial.pixel_scale", 0.0, r"config.adversarial.pixel_scale must be a positive number"),
@@ -67,6 +76,19 @@ def test_adversarial_training_differs_from_clean_and_resumes_bitwise(tmp_path):
   assert losses("a") == losses("b")
   assert losses("a")[-1] > losses("c")[-1]  # the mixed batch is harder than the clean one
   assert straight["test_loss"] != clean["test_loss"]
+
+
+def test_an_evaluator_block_names_the_typed_epsilon_and_fgsm_ignores_step_size():
+  import ml_collections
+  from freqnoise.evaluators import registry
+  config = tiny()
+  with config.unlocked():
+    config.evals.transfer = ml_collections.ConfigDict({"type": "craft", "epsilon": 8})
+  with pytest.raises(ValueError, match=r"^config\.evals\.transfer \(type craft\): epsilon=8 must "
+                                       r"be in \[0, 1\]: a fraction of the pixel range"):
+    registry.check_config(config)
+  block = {**adversarial.DEFAULTS, "method": "fgsm", "epsilon": 1.0, "step_size": 5.0}
+  assert adversarial.attack_config(block).epsilon == 255.0  # ε = 1: the whole range, allowed
 
 
 @pytest.mark.parametrize("method,start", [("fgsm", False), ("pgd", True)])
@@ -157,3 +179,63 @@ def test_adversarial_training_refuses_jpeg_coefficients_before_any_work(tmp_path
   assert not (tmp_path / "run").exists()
   config.adversarial.epsilon = 0.0  # off: nothing to refuse
   assert adversarial.training_settings(config) is None
+
+
+def _with_set(path, **data):
+  """The tiny config reading the stored set `path` in a black-box evaluator, with data fields."""
+  import ml_collections
+  config = tiny(**{f"data.{k}": v for k, v in data.items()})
+  with config.unlocked():
+    config.evals.blackbox = ml_collections.ConfigDict({"type": "adversarial", "source": str(path),
+                                                       "snrs_db": (0.0,)})
+  return config
+
+
+def _save(path, n=4, shape=(8, 8, 1), index=None, **provenance):
+  adversarial.save_set(str(path), np.zeros((n, *shape), np.float32), np.zeros(n, np.int32),
+                       np.arange(n) if index is None else np.asarray(index), provenance)
+
+
+def test_a_set_crafted_on_other_data_is_refused_before_training(tmp_path):
+  # Issue 25: this was found by `_matching_clean` after the target trained (~22 min).
+  path = tmp_path / "sub" / "pgd.npz"
+  path.parent.mkdir()
+  _save(path, data="tfds:cifar10", workdir="/runs/sub", split="test", seed=1)
+  with pytest.raises(ValueError, match=re.escape(
+      f"config.evals.blackbox (type adversarial): {path} was crafted on data 'tfds:cifar10' (by "
+      "/runs/sub), but this run reads config.data.source='digits': craft the set on a substitute "
+      "trained on this run's data")):
+    train_and_evaluate(_with_set(path), str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+  from freqnoise.evaluators import registry
+  _save(path, data="idx:/elsewhere/mnist", split="test", seed=1)
+  registry.check_config(_with_set(path, source="idx:../shared/data/mnist"))  # the same data set
+  _save(path, data="digits", split="test", seed=1)
+  registry.check_config(_with_set(path))
+
+
+def test_a_set_of_other_shapes_or_rows_is_refused_before_training(tmp_path):
+  from freqnoise.evaluators import registry
+  path = tmp_path / "pgd.npz"
+  _save(path, data="digits", split="test", seed=1)
+  with pytest.raises(ValueError, match=re.escape(
+      f"{path}: examples of shape (8, 8, 1), but this run resizes its images to 16x16 "
+      "(config.data.image_size)")):
+    registry.check_config(_with_set(path, image_size=16))
+  _save(path, index=[0, 3, 20, 31], data="digits", split="test", seed=0)
+  with pytest.raises(ValueError, match=re.escape(
+      f"{path} indexes examples of the test split up to 31, drawn under seed 0, but this run keeps "
+      "a sample of 30 (config.data.limit_test) drawn under seed 0")):
+    registry.check_config(_with_set(path, limit_test=30))
+  registry.check_config(_with_set(path, limit_test=32))
+  _save(path, index=[0, 3, 20, 31], data="digits", split="test", seed=1)
+  with pytest.raises(ValueError, match="drawn under seed 1, but this run keeps a sample of 32"):
+    registry.check_config(_with_set(path, limit_test=32))
+  adversarial.save_set(str(path), np.zeros((4, 8, 8, 1)), np.zeros(3), np.arange(4), {})
+  with pytest.raises(ValueError, match=re.escape(
+      f"{path}: x_adv (4, 8, 8, 1), label (3,) and index (4,) do not hold the same N examples")):
+    registry.check_config(_with_set(path))
+  path.write_bytes(b"not a zip")
+  with pytest.raises(ValueError, match=re.escape(f"{path} is not an adversarial set (npz) that "
+                                                 "can be read: File is not a zip file")):
+    registry.check_config(_with_set(path))

@@ -65,11 +65,30 @@ def test_exponential_schedule_counts_from_the_start_through_warmup():
     build_schedule(cfg(schedule="exponential", decay_every_epochs=0), 40, steps_per_epoch=10)
 
 
+def test_a_warmup_not_shorter_than_the_run_becomes_a_tenth_of_it_with_a_note(capsys):
+  # Issue 25: `--config.num_steps=20` on a config warming up over 100 steps was an error
+  # (warmup_steps=100 must be in [0, num_steps=20)) that every short frequency / Mask R-CNN run hit.
+  s = build_schedule(cfg(warmup_steps=100, schedule="constant"), 20)
+  np.testing.assert_allclose([float(s(t)) for t in (0, 1, 2, 19)], [0.0, 0.05, 0.1, 0.1])
+  out = capsys.readouterr().out
+  assert out == ("note: optimizer.warmup_steps=100 is not shorter than this run's num_steps=20: "
+                 "warming up over 2 steps (10% of the run) instead; set "
+                 "--config.optimizer.warmup_steps=N to choose\n")
+  build_optimizer(cfg(warmup_steps=100, schedule="constant"), 20)
+  assert capsys.readouterr().out == ""  # said once
+  assert float(build_schedule(cfg(warmup_steps=100, schedule="constant"), 2)(0)) == 0.1  # none
+  assert "warming up over 0 steps" in capsys.readouterr().out
+  # a warm-up shorter than the run is the configured one, as before
+  np.testing.assert_allclose(float(build_schedule(cfg(warmup_steps=19, schedule="constant"),
+                                                  20)(1)), 0.1 / 19, rtol=1e-6)
+  assert capsys.readouterr().out == ""
+
+
 def test_bad_optimizer_settings():
   with pytest.raises(ValueError, match="learning_rate must be positive"):
     build_schedule(cfg(learning_rate=0.0), 10)
-  with pytest.raises(ValueError, match="warmup_steps=20 must be in"):
-    build_schedule(cfg(warmup_steps=20), 10)
+  with pytest.raises(ValueError, match="warmup_steps must be a non-negative integer, got -1"):
+    build_schedule(cfg(warmup_steps=-1), 10)
   with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
     build_optimizer(cfg(name="rmsprop"), 10)
   for name in ("sgd", "adam", "adamw"):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-import freqnoise.freq.transform  # noqa: F401  (registers "dct")
+from freqnoise.freq.transform import DCTCoefficientsTransform, DCTTransform  # (registers "dct")
 from freqnoise.data.transform_registry import (TRANSFORMS, content_mask, fit_sample,
                                               register_transform)
 
@@ -27,6 +27,25 @@ def build_transform(input_config: ml_collections.ConfigDict | dict | None):
     return TRANSFORMS[name](**fields)
   except TypeError as e:
     raise ValueError(f"input transform {name!r} rejected its config fields {sorted(fields)}: {e}") from e
+
+
+def check_image_size(transform, data: ml_collections.ConfigDict) -> None:
+  """`config.data.image_size` (when set, every image is resized to it) against the block DCT of
+  `config.input`: a side that is not a multiple of its block (8; 16 for 4:2:0 chroma; after
+  `upscale`) without `pad` is a ValueError naming both fields, raised before any image is decoded
+  (it would otherwise surface in `fit`, after the whole training split was read). The DCT itself
+  decides, traced on one image of that size (`jax.eval_shape`: nothing computed)."""
+  size = data.get("image_size", 0)
+  dct_of_pixels = isinstance(transform, DCTTransform) and not isinstance(
+      transform, DCTCoefficientsTransform)  # (coefficients read from JPEG files have no size here)
+  if not dct_of_pixels or isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+    return
+  try:
+    jax.eval_shape(transform.coefficients, jax.ShapeDtypeStruct((1, size, size, 3), jnp.uint8))
+  except ValueError as e:
+    raise ValueError(f"config.data.image_size={size} does not fit config.input (dct, chroma "
+                     f"{transform.chroma!r}, upscale {transform.upscale}): {e} "
+                     "(config.input.pad=True), or pick another image_size") from None
 
 
 def _channel_moments(images: np.ndarray, scale: float, max_examples: int, seed: int,

@@ -82,6 +82,8 @@ def _check_defense(config, settings: dict) -> None:
   if settings["source"] != "whitebox" and not os.path.isfile(os.path.expanduser(settings["source"])):
     raise FileNotFoundError(f"source {settings['source']!r}: no such crafted set (make it with "
                             "a 'craft' evaluator on the substitute run)")
+  if settings["source"] != "whitebox":  # its data and shapes: now, not after training
+    adversarial.check_stored_set(config, settings["source"])
   snr_grid(settings, config)
   draws = check_count(settings, "num_draws", 1)
   devices = planned_devices(config)

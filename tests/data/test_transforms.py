@@ -2,10 +2,14 @@
 statistics of the content only, against NumPy; padding normalised to exactly 0 (torchvision's
 normalise-then-pad), for pixels and for the block DCT; the content mask of each grid."""
 
+import re
+
 import numpy as np
+import pytest
+from ml_collections import ConfigDict
 
 from freqnoise.data.transform_registry import content_mask
-from freqnoise.data.transforms import build_transform
+from freqnoise.data.transforms import build_transform, check_image_size
 
 # Two 16x16 images: 16 high x 5 wide, and 9 high x 16 wide (a row of a DCT block across the edge).
 SIZE = np.array([[16, 5], [9, 16]], np.int32)
@@ -68,3 +72,35 @@ def test_dct_statistics_are_the_content_blocks_and_padded_blocks_are_zero():
   assert np.all(out[~keep] == 0.0)
   np.testing.assert_allclose(out[keep], (coeffs[keep] - stats["mean"]) / stats["std"],
                              rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("fields,size,message", [
+    ({"channels": 24}, 100, "multiples of 8 for this chroma mode, got 100x100"),
+    ({"channels": 24, "chroma": "420"}, 40, "multiples of 16 for this chroma mode, got 40x40"),
+    ({"channels": 24, "upscale": 2}, 34, "multiples of 8 for this chroma mode, got 68x68"),
+])
+def test_a_dct_image_size_off_its_block_is_refused_by_check_config(tmp_path, fields, size,
+                                                                  message):
+  # Issue 25: a side that is not a multiple of 8 (16 for 4:2:0) surfaced in the DCT's fit, after
+  # the whole training split (50k images) was decoded; now check_config refuses it, reading nothing.
+  from configs import freq_cifar10
+  from freqnoise.experiment import check_config
+  c = freq_cifar10.get_config("variant=dct24,tiny")
+  c.data.source = f"imagefolder:{tmp_path}"  # an empty folder: no image may be read
+  c.data.image_size = size
+  c.input.update(fields)
+  with pytest.raises(ValueError, match=re.escape(
+      f"config.data.image_size={size} does not fit config.input (dct, chroma "
+      f"{fields.get('chroma', '444')!r}, upscale {fields.get('upscale', 1)}): image height and "
+      f"width must be {message}; pass pad=True to replicate the border (config.input.pad=True), "
+      "or pick another image_size")):
+    check_config(c)
+
+
+def test_dct_image_sizes_that_fit_or_pad_pass_and_other_inputs_are_not_checked():
+  data = lambda size: ConfigDict({"image_size": size})
+  for fields, size in (({}, 96), ({"chroma": "420"}, 32), ({"upscale": 2}, 36),
+                       ({"pad": True}, 100), ({}, 0)):
+    check_image_size(build_transform({"name": "dct", "channels": 24, **fields}), data(size))
+  check_image_size(build_transform({"name": "spatial"}), data(100))
+  check_image_size(build_transform({"name": "dct_coefficients", "channels": 24}), data(100))
