@@ -14,6 +14,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from freqnoise import input_stats, objectives, rng, sharding
 from freqnoise.detection import model as _maskrcnn, sources as detection_sources  # (they register)
@@ -150,8 +151,10 @@ class Experiment:
     check_bits_schedule(self.bits_stages, preset, self.quant, self.num_steps)
     self.stage_models = tuple(self.model.clone(quant=with_bits(self.quant, bits))
                               for bits, _ in self.bits_stages)
+    # Frozen parameters get no update: a model's own `frozen_mask`, else a ResNet's frozen stages.
+    frozen = getattr(self.model, "frozen_mask", None) or resnet.frozen_mask(self.model)
     self.tx = build_optimizer(config.optimizer, self.num_steps, self.steps_per_epoch,
-                              frozen=resnet.frozen_mask(self.model))  # frozen stages: no update
+                              frozen=frozen)
     self.stats = input_stats.load_or_fit(self.transform, self.splits.train, self.input_key,
                                          config.seed, workdir)  # fitted, or this run's saved
     self.stats_device = sharding.replicate({k: jnp.asarray(v) for k, v in self.stats.items()},
@@ -182,9 +185,21 @@ class Experiment:
                       opt_state=self.tx.init(params))
 
   def initial_state(self) -> TrainState:
-    """A freshly initialised state, replicated over the mesh (the 'init' consumer key)."""
+    """A freshly initialised state, replicated over the mesh (the 'init' consumer key). A model
+    with a data-dependent initialisation (`init_from_data(params, inputs_of)`, e.g. fast_cifar's
+    patch whitening) then sets its parameters from `inputs_of(n)`: n transformed training inputs,
+    the seeded sample `fit_sample(n, config.seed)` (host NumPy, outside jit)."""
     init = jax.jit(self.init_state, out_shardings=sharding.replicated(self.mesh))
-    return init(self.key("init"))
+    state = init(self.key("init"))
+    from_data = getattr(self.model, "init_from_data", None)
+    if from_data is None:
+      return state
+    def inputs_of(n: int) -> np.ndarray:
+      sample = self.splits.train.fit_sample(min(n, len(self.splits.train)), self.config.seed)
+      return np.asarray(self.transform(self.stats, jnp.asarray(sample[self.input_key])))
+    params = from_data(jax.device_get(state.params), inputs_of)
+    return jax.device_put(state.replace(params=params, opt_state=self.tx.init(params)),
+                          sharding.replicated(self.mesh))
 
   def restore(self, workdir: str | None = None) -> TrainState:
     """The latest checkpoint of `workdir` (default: this run's) into this experiment's state."""

@@ -8,3 +8,4 @@ from freqnoise.models.registry import build_model, check_input_grid, register, r
 from freqnoise.models import cnn, mlp  # noqa: F401,E402
 from freqnoise.models import sequence  # noqa: F401,E402
 from freqnoise.models import mobilenet, resnet  # noqa: F401,E402
+from freqnoise.models import fast_cifar  # noqa: F401,E402
