@@ -121,6 +121,8 @@ def check_config(config) -> None:
   naming the evaluator and the field."""
   for name in configured(config):
     settings(config, name)
+  from freqnoise.evaluators.split import check_test_time_augment  # (split imports the Experiment)
+  check_test_time_augment(config)  # the trainer's test-set eval
 
 
 def run(experiment, state, name: str) -> dict[str, float]:

@@ -119,3 +119,31 @@ def test_carried_state_runs_through_the_split_in_order_from_zeros(tmp_path):
   assert got["loss"] == pytest.approx(manual(False), rel=1e-5)
   assert got["loss"] != pytest.approx(manual(True), rel=1e-5)
   assert got["perplexity"] == pytest.approx(math.exp(got["loss"]))
+
+
+def test_test_time_augment_averages_the_logits_of_airbenchs_views(tmp_path):
+  """'flip_translate': 1/4 each for the image and its mirror, 1/8 each for the mirror pairs of the
+  image shifted one pixel down-right and up-left (reflected borders), as airbench's level 2."""
+  c = _config()
+  c.test_time_augment = "flip_translate"
+  experiment = Experiment(c, str(tmp_path))
+  state = experiment.initial_state()
+  got = evaluators.SplitEvaluator(experiment)(state)
+  images, labels = experiment.splits.test.arrays["image"], experiment.splits.test.arrays["label"]
+  padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+  down_right, up_left = padded[:, :8, :8], padded[:, 2:, 2:]
+  assert np.array_equal(down_right[:, 1:, 1:], images[:, :7, :7])
+  logits_of = lambda x: np.asarray(experiment.predict(experiment.variables(state), jnp.asarray(x),
+                                                      noise=None, key=jax.random.key(0)))
+  logits = sum(w * logits_of(x) for w, x in [
+      (0.25, images), (0.25, images[:, :, ::-1]), (0.125, down_right),
+      (0.125, down_right[:, :, ::-1]), (0.125, up_left), (0.125, up_left[:, :, ::-1])])
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  assert got["loss"] == pytest.approx(float(loss), rel=1e-5)
+  assert got["accuracy"] == pytest.approx(float(np.mean(np.argmax(logits, -1) == labels)))
+  plain = evaluators.SplitEvaluator(Experiment(_config(), str(tmp_path / "plain")))(state)
+  assert plain["loss"] != pytest.approx(got["loss"], rel=1e-4)
+  c.test_time_augment = "mirror"
+  with pytest.raises(ValueError, match="config.test_time_augment='mirror' is not one of '', "
+                                       "'flip', 'flip_translate'"):
+    evaluators.check_config(c)
