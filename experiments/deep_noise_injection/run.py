@@ -1,13 +1,18 @@
 """Deep Noise Injection sweep: train at SNR {inf, 20, 10, 5, 0} dB, evaluate over {-5..inf} dB.
 
-  PYTHONPATH=. python experiments/deep_noise_injection/run.py --task seqmnist   # RNN and LSTM
-  PYTHONPATH=. python experiments/deep_noise_injection/run.py --task ptb        # LSTM LM
+  python experiments/deep_noise_injection/run.py --task seqmnist --record  # RNN and LSTM
+  python experiments/deep_noise_injection/run.py --task ptb --record       # LSTM LM
+  python experiments/deep_noise_injection/run.py --task seqmnist --steps 50 --cells lstm  # a try
 Each run is `freqnoise.train.train_and_evaluate` on configs/dni_seqmnist.py or configs/dni_ptb.py
 with `train_noise.snr_db` set, followed by Monte Carlo evaluation of the final weights at every eval
 SNR (the library's `montecarlo` evaluator: accuracy over draws + voting; `mc_perplexity` for the LM,
 both in freqnoise/evaluators).
 Finished runs are reused (the workdir holds their results), so the script can be re-run to redraw.
-Writes RESULTS_<task>.md (table) and <task>.png (figure) next to this file.
+Writes <task><tag>.json (every run's arrays), <task><tag>.png (figure) and RESULTS_<task><tag>.md
+(table) into `<workroot>/results` (or `--out DIR`); `--record` writes the README's
+experiments/deep_noise_injection/results/ instead, refused when the settings differ from the
+recorded protocol of that task and tag (`PROTOCOLS`). An existing <task><tag>.json is skipped with
+a printed line (`--force` reruns it; never skipped under other settings).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import sys
 
 import matplotlib
 import ml_collections
@@ -25,11 +31,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from configs import dni_ptb, dni_seqmnist  # noqa: E402
-from freqnoise.train import train_and_evaluate  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from experiments import recording  # noqa: E402
 
 TRAIN_SNRS = (math.inf, 20.0, 10.0, 5.0, 0.0)
 EVAL_SNRS = (-5.0, 0.0, 5.0, 10.0, 20.0, math.inf)
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")  # where report() writes
+PAPER = "deep_noise_injection"
+# The recorded protocol of each result file results/<task><tag>.json (the README's commands);
+# `--record` refuses any other setting (to record a new one, add its task and tag here first).
+_SWEEP = dict(cells=["lstm", "rnn"], train_snrs=sorted(TRAIN_SNRS), epochs=3, steps=0, draws=5,
+              power_gradient=False, layers="all")
+_PTB = dict(_SWEEP, cells=["lstm"], train_snrs=[5.0, 10.0, math.inf], epochs=1, draws=2)
+PROTOCOLS = {
+    ("seqmnist", ""): _SWEEP,
+    ("seqmnist", "_pgrad"): dict(_SWEEP, train_snrs=[0.0], power_gradient=True),
+    ("ptb", ""): _PTB,
+    ("ptb", "_pgrad"): dict(_PTB, train_snrs=[0.0], power_gradient=True),
+    ("ptb", "_lstm_only"): dict(_PTB, train_snrs=[10.0, math.inf], layers="all_but_last"),
+}
 
 
 def run_one(task: str, cell: str, train_snr: float, args) -> dict:
@@ -55,13 +75,15 @@ def run_one(task: str, cell: str, train_snr: float, args) -> dict:
   config.train_noise.snr_db = train_snr
   config.train_noise.power_gradient = args.power_gradient
   config.train_noise.layers = config.eval_noise.layers = args.layers
-  done = os.path.join(workdir, "final_metrics.json")
-  if not (os.path.isfile(done) and os.path.isfile(os.path.join(workdir, out_file))):
-    train_and_evaluate(config, workdir)
-  with open(done) as f:
-    final = json.load(f)
+  # A finished workdir returns its stored metrics; one under other settings is refused by name.
+  final, _ = recording.train(config, workdir)
   with open(os.path.join(workdir, out_file)) as f:
     mc = json.load(f)
+  draws = len(mc["accuracy" if task == "seqmnist" else "perplexity"][0])
+  if draws != args.draws:  # its evaluator block ran before with another count
+    raise SystemExit(f"{workdir}/{out_file} holds {draws} noise draws, not --draws {args.draws}: "
+                     "give another --workroot (or --tag), or evaluate the run again with "
+                     f"python -m freqnoise.evaluate --workdir={workdir}")
   return {"cell": cell, "train_snr_db": train_snr, "epochs": args.epochs, "steps": final["steps"],
           "train_seconds": final["train_seconds"], "clean_test": final.get("test_accuracy"),
           "clean_perplexity": final.get("test_perplexity"), "mc": mc}
@@ -73,7 +95,8 @@ def _x(snrs):
   return [s if math.isfinite(s) else max(finite) + 10 for s in snrs]
 
 
-def report(task: str, runs: list[dict], args) -> None:
+def report(task: str, runs: list[dict], args, out: str) -> None:
+  """Writes `out`/<task><tag>.json, .png and RESULTS_<task><tag>.md, each atomically."""
   cells = sorted({r["cell"] for r in runs}, key=["rnn", "lstm"].index)
   metric = "accuracy" if task == "seqmnist" else "perplexity"
   header = " | ".join(("∞" if math.isinf(s) else f"{s:g}") for s in EVAL_SNRS)
@@ -115,15 +138,15 @@ def report(task: str, runs: list[dict], args) -> None:
         label = "∞ (clean)" if math.isinf(r["train_snr_db"]) else f"{r['train_snr_db']:g} dB"
         lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in r["vote"]) + " |")
   fig.tight_layout()
-  fig.savefig(os.path.join(HERE, f"{task}{args.tag}.png"), dpi=120)
-  with open(os.path.join(HERE, f"RESULTS_{task}{args.tag}.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
-  with open(os.path.join(HERE, f"{task}{args.tag}.json"), "w") as f:
-    json.dump(runs, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+  with recording.atomic_path(os.path.join(out, f"{task}{args.tag}.png")) as path:
+    fig.savefig(path, dpi=120)
+  plt.close(fig)
+  recording.write_text(os.path.join(out, f"RESULTS_{task}{args.tag}.md"), "\n".join(lines) + "\n")
+  recording.write_json(os.path.join(out, f"{task}{args.tag}.json"), runs)  # last: the marker
   print("\n".join(lines))
 
 
-def main():
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--task", choices=("seqmnist", "ptb"), required=True)
   parser.add_argument("--cells", default="", help="comma list (default rnn,lstm / lstm for ptb)")
@@ -138,12 +161,22 @@ def main():
   parser.add_argument("--layers", default="all",
                       help="which products are analog in training and evaluation: all, "
                            "all_but_last (e.g. keep the LM's softmax layer digital), ...")
-  args = parser.parse_args()
+  recording.add_arguments(parser, "WORKROOT/results")
+  args = parser.parse_args(argv)
   cells = args.cells.split(",") if args.cells else (["rnn", "lstm"] if args.task == "seqmnist"
                                                     else ["lstm"])
   snrs = [float(s) for s in args.train_snrs.split(",")]
+  settings = dict(cells=sorted(cells), train_snrs=sorted(snrs), epochs=args.epochs,
+                  steps=args.steps, draws=args.draws, power_gradient=args.power_gradient,
+                  layers=args.layers)
+  differs = recording.differences(settings, PROTOCOLS, (args.task, args.tag),
+                                  f"--task {args.task} --tag {args.tag!r}")
+  out = recording.destination(args, PAPER, os.path.join(args.workroot, "results"), differs)
+  if recording.skip_existing(os.path.join(out, f"{args.task}{args.tag}.json"),
+                             args.force or bool(differs)):
+    return
   runs = [run_one(args.task, cell, snr, args) for cell in cells for snr in snrs]
-  report(args.task, runs, args)
+  report(args.task, runs, args, out)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,19 @@
 run length, the learned gate's heat map and the static top-k mask it induces.
 
   python experiments/frequency_domain/run.py --config tiny_imagenet \
-      --variants spatial32,dct24,dct48,dct64,dct192,gate,spatial64 --workroot runs/freq
-  python experiments/frequency_domain/run.py --config cifar10 --variants spatial32,dct24,dct48,dct192
+      --variants spatial32,dct24,dct48,dct64,dct192,gate,spatial64 --workroot runs/freq --record
+  python experiments/frequency_domain/run.py --config cifar10 --variants dct24 \
+      --set num_steps=100 --tag _short       # a quick try: runs/freq/results, never results/
 
-Each variant's results go to `<out>/<config>_<variant>.json` as soon as it finishes (a rerun skips
-variants whose JSON exists and resumes unfinished runs from their checkpoints); `<out>/<config>.md`
-is the table. `key=value` overrides (`--set model.width=16 num_epochs=1`) apply to every variant.
-After the `gate` variant, `--static_from_gate 24,48` also trains the learned static subsets.
+Each variant's results go to `<out>/<config>_<variant><tag>[_seed<s>].json` as soon as it finishes;
+`<out>/<config><tag>.md` is the table. `<out>` is `<workroot>/results` (or `--out DIR`);
+`--record` writes the README's `experiments/frequency_domain/results/` instead, refused when the
+run differs from that result set's recorded protocol (`PROTOCOLS`). A result whose JSON exists is
+skipped with a printed line (`--force` reruns it; never skipped under other settings), and
+unfinished runs resume from their checkpoints (experiments/recording.py has the rule).
+`key=value` overrides (`--set model.width=16 num_epochs=1`) apply to every variant; name them
+with `--tag`. After the `gate` variant, `--static_from_gate 24,48` also trains the learned static
+subsets.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import importlib
 import json
 import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,15 +32,26 @@ import numpy as np
 from configs.common import override
 from freqnoise.freq import selection
 from freqnoise.experiment import Experiment
-from freqnoise.train import train_and_evaluate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from record_run import code_commit  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+from experiments import recording  # noqa: E402
+from experiments.record_run import code_commit  # noqa: E402
 
 COMMIT = code_commit()  # read once, at the start: the code this process runs
-
-
+PAPER = "frequency_domain"
+# The recorded protocol of each result set (results/<config>_<variant><tag>[_seed<s>].json): the
+# config's variant with these `--set` overrides and `--config_arg`; `--record` refuses others (to
+# record a new ablation, add its tag and settings here first).
+_PLAIN = {"set": [], "config_arg": ""}
+PROTOCOLS = {
+    ("tiny_imagenet", ""): _PLAIN,
+    ("tiny_imagenet", "_seededstats"): _PLAIN,  # rerun with seeded input statistics
+    ("tiny_imagenet", "_lambda0.02"): {**_PLAIN, "set": ["model.gate_sparsity=0.02"]},
+    ("cifar10", ""): {**_PLAIN, "set": ["num_epochs=1"]},
+    ("imagenette", ""): _PLAIN,
+    ("imagenette", "_mbv2"): {**_PLAIN, "config_arg": "model=mobilenet_v2"},
+}
 
 
 def input_size_and_flops(experiment: Experiment, state) -> dict:
@@ -67,9 +83,10 @@ def gate_summary(state, out_prefix: str, ks=(6, 24, 32, 48, 64)) -> dict:
     summary[f"top{k}"] = top.tolist()
     summary[f"top{k}_overlap_with_preset{k}"] = int(len(set(top) & set(preset)))
     summary[f"top{k}_per_plane"] = [int(((top >= 64 * p) & (top < 64 * (p + 1))).sum()) for p in range(3)]
-  selection.plot_heat_map(freq, out_prefix + "_heatmap.png", highlight=selection.preset_channels(24),
-                          title="learned gate: fraction of training images with each channel on "
-                                "(red: published 24-channel preset)")
+  with recording.atomic_path(out_prefix + "_heatmap.png") as path:
+    selection.plot_heat_map(freq, path, highlight=selection.preset_channels(24),
+                            title="learned gate: fraction of training images with each channel on "
+                                  "(red: published 24-channel preset)")
   return summary
 
 
@@ -96,16 +113,17 @@ def parse_seeds(text: str) -> list[int]:
 
 def run_variant(config_module, name: str, variant: str, overrides, workroot: str, out: str,
                 channels=None, base: str | None = None, tag: str = "", config_arg: str = "",
-                seed: int = 0) -> dict:
+                seed: int = 0, rerun: bool = False) -> dict:
   """Trains `get_config("variant=" + (base or variant))`; with `channels`, as a static DCT subset
   without the gate.
 
   `tag` is appended to the variant's name in files and tables (e.g. for an ablation's overrides);
-  `config_arg` adds `KEY=VALUE,...` to the config's argument (e.g. `model=mobilenet_v2`).
+  `config_arg` adds `KEY=VALUE,...` to the config's argument (e.g. `model=mobilenet_v2`). An
+  existing result file is read, not rerun, unless `rerun` (--force, or settings off the protocol).
   """
   extra_arg, config_arg, variant = config_arg, base or variant, variant + tag
   path = os.path.join(out, f"{name}_{variant}{seed_suffix(seed)}.json")
-  if os.path.isfile(path):
+  if recording.skip_existing(path, rerun):
     with open(path) as f:
       return json.load(f)
   config = config_module.get_config(",".join(a for a in (f"variant={config_arg}", extra_arg) if a))
@@ -116,21 +134,19 @@ def run_variant(config_module, name: str, variant: str, overrides, workroot: str
     config.model.gate = False
     config.input = dict(config.input, channels=tuple(int(c) for c in channels))
   workdir = os.path.join(workroot, f"{name}_{variant}{seed_suffix(seed)}")
-  t = time.perf_counter()
-  metrics = train_and_evaluate(config, workdir)
-  wall = time.perf_counter() - t
+  metrics, wall = recording.train(config, workdir)  # wall None: resumed (not this call's time)
   experiment, state = restore_state(config, workdir)
-  row = {"variant": variant, "seed": seed, "commit": COMMIT, "test_top1": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+  row = {"variant": variant, "seed": seed, "commit": COMMIT, "overrides": list(overrides),
+         "config_arg": extra_arg, "test_top1": metrics["test_accuracy"],
+         "test_loss": metrics["test_loss"],
          "steps": metrics["steps"], "epochs": config.num_epochs, "batch_size": config.data.batch_size,
          "train_steps_per_sec": metrics["train_steps_per_sec"],
          "train_seconds": metrics["train_seconds"], "run_wall_seconds": wall,
          "params": int(sum(x.size for x in jax.tree.leaves(state.params))),
          "device": jax.devices()[0].platform, **input_size_and_flops(experiment, state)}
-  os.makedirs(out, exist_ok=True)
   if "gate_stats" in state.model_state:
     row["gate"] = gate_summary(state, os.path.join(out, f"{name}_{variant}"))
-  with open(path, "w") as f:
-    json.dump(row, f, indent=1)
+  recording.write_json(path, row)
   return row
 
 
@@ -147,7 +163,17 @@ def table(rows) -> str:
   return "\n".join(lines)
 
 
-def main() -> None:
+def protocol_differences(args) -> list[str]:
+  """How this command differs from the recorded protocol of its result set ([] = it is that)."""
+  settings = {"set": sorted(args.set), "config_arg": args.config_arg}
+  differs = recording.differences(settings, PROTOCOLS, (args.config, args.tag),
+                                  f"--config {args.config} --tag {args.tag!r}")
+  if args.gate_result and not recording.is_results_path(args.gate_result):
+    differs.append(f"--gate_result {args.gate_result}: not a recorded result (results/)")
+  return differs
+
+
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--config", default="tiny_imagenet", help="configs/freq_<config>.py")
   parser.add_argument("--variants", default="spatial32,dct24,dct48,dct64,dct192,gate,spatial64")
@@ -161,9 +187,14 @@ def main() -> None:
   parser.add_argument("--gate_result", default="",
                       help="with --static_from_gate and no gate variant: the gate run's result JSON")
   parser.add_argument("--workroot", default="runs/freq")
-  parser.add_argument("--out", default=os.path.join(HERE, "results"))
-  args = parser.parse_args()
+  recording.add_arguments(parser, "WORKROOT/results")
+  args = parser.parse_args(argv)
   seeds = parse_seeds(args.seeds)
+  if any(a.partition("=")[0] == "seed" for a in args.set):  # run_variant sets it from --seeds
+    raise SystemExit("--set seed=...: give the seeds with --seeds")
+  differs = protocol_differences(args)
+  out = recording.destination(args, PAPER, os.path.join(args.workroot, "results"), differs)
+  rerun = args.force or bool(differs)
   module = importlib.import_module(f"configs.freq_{args.config}")
   variants = [v for v in args.variants.split(",") if v]
   ks = [int(k) for k in args.static_from_gate.split(",") if k]
@@ -176,18 +207,17 @@ def main() -> None:
   rows = []
   for seed in seeds:
     for variant in variants:
-      rows.append(run_variant(module, args.config, variant, args.set, args.workroot, args.out,
-                              tag=args.tag, config_arg=args.config_arg, seed=seed))
+      rows.append(run_variant(module, args.config, variant, args.set, args.workroot, out,
+                              tag=args.tag, config_arg=args.config_arg, seed=seed, rerun=rerun))
       gate_row = gate_row or (rows[-1] if "gate" in rows[-1] else None)
       print(table(rows), flush=True)
     for k in ks:  # the static subset of the first gate run, trained under each seed
-      rows.append(run_variant(module, args.config, f"learned{k}", args.set, args.workroot, args.out,
+      rows.append(run_variant(module, args.config, f"learned{k}", args.set, args.workroot, out,
                               channels=gate_row["gate"][f"top{k}"],
                               base=gate_row["variant"].removesuffix(args.tag), tag=args.tag,
-                              config_arg=args.config_arg, seed=seed))
+                              config_arg=args.config_arg, seed=seed, rerun=rerun))
       print(table(rows), flush=True)
-  with open(os.path.join(args.out, f"{args.config}{args.tag}.md"), "w") as f:
-    f.write(table(rows) + "\n")
+  recording.write_text(os.path.join(out, f"{args.config}{args.tag}.md"), table(rows) + "\n")
 
 
 if __name__ == "__main__":

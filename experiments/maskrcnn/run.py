@@ -1,11 +1,14 @@
 """Trains Mask R-CNN variants of configs/maskrcnn_coco.py and records COCO AP, run length and input
 size per variant in `results/<scale>_<variant>[_seedN].json`, with the picture of its detections.
 
-  python experiments/maskrcnn/run.py --scale overfit --variants spatial
-  python experiments/maskrcnn/run.py --scale coco128 --variants spatial,dct24,dct64
+  python experiments/maskrcnn/run.py --scale overfit --variants spatial --record
+  python experiments/maskrcnn/run.py --scale coco128 --variants spatial,dct24,dct64 --record
 
-A variant whose result file exists is skipped; an unfinished workdir resumes from its checkpoint,
-and a finished one (final_metrics.json at the config's step count) is read, not retrained.
+Results go to `<workroot>/results` (or `--out DIR`); `--record` writes the README's
+`experiments/maskrcnn/results/` instead, refused when the run differs from the recorded protocol
+(`PROTOCOLS`). A variant whose result file exists is skipped with a printed line (`--force` reruns
+it; never skipped under other settings); an unfinished workdir resumes from its checkpoint, and a
+finished one returns its stored final metrics (freqnoise.final_metrics), not retrained.
 `--set key=value ...` overrides config fields for every variant (name the change with `--tag`).
 """
 
@@ -16,7 +19,6 @@ import json
 import os
 import shutil
 import sys
-import time
 
 import jax
 import numpy as np
@@ -26,35 +28,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from configs import maskrcnn_coco  # noqa: E402
 from configs.common import override  # noqa: E402
+from experiments import recording  # noqa: E402
 from experiments.record_run import code_commit  # noqa: E402
 from freqnoise.experiment import Experiment  # noqa: E402
-from freqnoise.train import train_and_evaluate  # noqa: E402
-from freqnoise.workdir import write_atomically  # noqa: E402
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 COMMIT = code_commit()  # the code this process runs, read when it starts (not when it records)
-
-
-
-
-def _finished(workdir: str, config) -> dict | None:
-  """The workdir's final metrics if it finished under `config`'s step count (else None)."""
-  path = os.path.join(workdir, "final_metrics.json")
-  if not os.path.isfile(path):
-    return None
-  with open(path) as f:
-    metrics = json.load(f)
-  with open(os.path.join(workdir, "config.json")) as f:
-    saved = json.load(f)
-  same = (saved.get("num_steps"), saved.get("num_epochs")) == (config.num_steps, config.num_epochs)
-  return metrics if same else None
+PAPER = "maskrcnn"
+# The recorded protocol of each result set (results/<scale>_<variant><tag>[_seed<s>].json): the
+# config's scale and variant with these `--set` overrides; `--record` refuses others (to record
+# an ablation, add its tag and overrides here first).
+PROTOCOLS = {("overfit", ""): {"set": []}, ("coco128", ""): {"set": []}}
 
 
 def run_variant(scale: str, variant: str, overrides, workroot: str, out: str, seed: int = 0,
-                tag: str = "") -> dict:
+                tag: str = "", rerun: bool = False) -> dict:
+  """Trains (or resumes) one variant and writes its result row; an existing row is read instead
+  unless `rerun` (--force, or settings off the protocol)."""
   name = f"{scale}_{variant}{tag}" + (f"_seed{seed}" if seed else "")
   path = os.path.join(out, name + ".json")
-  if os.path.isfile(path):
+  if recording.skip_existing(path, rerun):
     with open(path) as f:
       return json.load(f)
   config = maskrcnn_coco.get_config(f"variant={variant},scale={scale}")
@@ -62,12 +55,7 @@ def run_variant(scale: str, variant: str, overrides, workroot: str, out: str, se
   for assignment in overrides:
     override(config, assignment)
   workdir = os.path.join(workroot, name)
-  metrics = _finished(workdir, config)
-  wall = float("nan")  # (not measured when a finished workdir is read)
-  if metrics is None:
-    t = time.perf_counter()
-    metrics = train_and_evaluate(config, workdir)
-    wall = time.perf_counter() - t
+  metrics, wall = recording.train(config, workdir)  # wall None: resumed (not this call's time)
   experiment = Experiment(config, workdir)
   state = experiment.restore()
   sample = experiment.splits.test.head(1)
@@ -88,11 +76,11 @@ def run_variant(scale: str, variant: str, overrides, workroot: str, out: str, se
     for k in AP_KEYS:
       row[f"{kind}_{k}"] = metrics.get(f"test_{kind}_{k}")
   picture = os.path.join(workdir, "detections_test.png")
-  os.makedirs(out, exist_ok=True)
   if os.path.isfile(picture):
-    shutil.copyfile(picture, os.path.join(out, name + "_detections.png"))
+    with recording.atomic_path(os.path.join(out, name + "_detections.png")) as copy:
+      shutil.copyfile(picture, copy)
     row["picture"] = name + "_detections.png"
-  write_atomically(path, json.dumps(row, indent=1, default=float))
+  recording.write_json(path, row)
   return row
 
 
@@ -108,7 +96,7 @@ def table(rows) -> str:
   return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--scale", default="overfit", choices=maskrcnn_coco.SCALES)
@@ -117,13 +105,16 @@ def main() -> None:
   parser.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
   parser.add_argument("--tag", default="", help="suffix of the result names (with --set)")
   parser.add_argument("--workroot", default="runs/maskrcnn")
-  parser.add_argument("--out", default=os.path.join(HERE, "results"))
-  args = parser.parse_args()
+  recording.add_arguments(parser, "WORKROOT/results")
+  args = parser.parse_args(argv)
+  differs = recording.differences({"set": sorted(args.set)}, PROTOCOLS, (args.scale, args.tag),
+                                  f"--scale {args.scale} --tag {args.tag!r}")
+  out = recording.destination(args, PAPER, os.path.join(args.workroot, "results"), differs)
   rows = []
   for seed in [int(s) for s in args.seeds.split(",") if s]:
     for variant in [v for v in args.variants.split(",") if v]:
-      rows.append(run_variant(args.scale, variant, args.set, args.workroot, args.out, seed,
-                              args.tag))
+      rows.append(run_variant(args.scale, variant, args.set, args.workroot, out, seed,
+                              args.tag, rerun=args.force or bool(differs)))
       print(table(rows), flush=True)
 
 

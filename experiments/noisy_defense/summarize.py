@@ -3,9 +3,13 @@ figure: the target's accuracy on each stored black-box set and under EOT white-b
 inference SNR (mean over noise draws with a 95% interval, and voting), beside the same clean
 examples, the substitute's own numbers and the run lengths.
 
-    python experiments/noisy_defense/summarize.py /tmp/defense/mnist [--name mnist]
+    python experiments/noisy_defense/summarize.py /tmp/defense/mnist [--name mnist] [--record]
 
-Writes experiments/noisy_defense/results/<name>.json and <name>.png.
+Writes <name>.json and <name>.png into the runs folder (or `--out DIR`); `--record` writes them
+into experiments/noisy_defense/results/ (the README's files) instead, refused when a run's
+config.json differs from the recorded protocol of <name> (`PROTOCOLS`: the config file's own
+settings). An existing <name>.json is kept, with a printed line, unless `--force` (or the runs
+differ from the protocol).
 """
 
 from __future__ import annotations
@@ -20,12 +24,18 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from configs import noisy_defense  # noqa: E402
+from experiments import recording  # noqa: E402
 from freqnoise.metrics import strict_json  # noqa: E402
 from freqnoise.plots import plot_accuracy_vs_snr  # noqa: E402
 from freqnoise.robust import result_from_json  # noqa: E402
-from freqnoise.workdir import write_atomically  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PAPER = "noisy_defense"
+# The recorded protocol of each result name: the `configs/noisy_defense.py` argument both runs
+# were trained with (run.sh; `role=` and the target's `substitute=` are added per run).
+PROTOCOLS = {"mnist": "data=mnist", "cifar10": "data=cifar10",
+             "mnist_snr20": "data=mnist,train_snr=20"}
 
 
 def _load(path: str):
@@ -44,6 +54,23 @@ def _run_summary(workdir: str) -> dict:
           "test_accuracy": final["test_accuracy"], "adversarial_training": config["adversarial"]}
 
 
+def protocol_differences(name: str, runs: str) -> list[str]:
+  """How the target and substitute runs in `runs` differ from the protocol of result `name`."""
+  if name not in PROTOCOLS:
+    return [f"--name {name}: no recorded protocol (recorded: {', '.join(PROTOCOLS)})"]
+  target = _load(os.path.join(runs, "target", "config.json"))
+  pgd = target.get("evals", {}).get("blackbox_pgd", {}).get("source", "")
+  arg = PROTOCOLS[name]
+  if pgd:  # the substitute's path as the target was given it (where it lies is no setting)
+    arg += ",substitute=" + pgd.removesuffix("/pgd.npz")
+  protocol = noisy_defense.get_config(f"{arg},role=target")
+  differs = recording.config_differences(os.path.join(runs, "target"), protocol,
+                                         "target/config.json")
+  protocol = noisy_defense.get_config(f"{PROTOCOLS[name]},role=substitute")
+  return differs + recording.config_differences(os.path.join(runs, "substitute"), protocol,
+                                                "substitute/config.json")
+
+
 def gain(result) -> dict:
   """The best finite SNR's accuracy minus the noiseless row's: single pass (mean over draws, with
   the half-width of its 95% interval) and the vote over all draws."""
@@ -58,14 +85,20 @@ def gain(result) -> dict:
           "single_pass_ci95": float(result.mean_ci95[best])}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("runs", help="the RUNS_DIR/<task> folder holding substitute/ and target/")
   parser.add_argument("--name", default=None, help="result name (default: the folder's name)")
   parser.add_argument("--note", default="", help="a note kept in the result file (e.g. what was "
                       "rerun and why)")
-  args = parser.parse_args()
+  recording.add_arguments(parser, "the runs folder")
+  args = parser.parse_args(argv)
   name = args.name or os.path.basename(os.path.normpath(args.runs))
+  differs = protocol_differences(name, args.runs)
+  folder = recording.destination(args, PAPER, args.runs, differs)
+  path = os.path.join(folder, f"{name}.json")
+  if recording.skip_existing(path, args.force or bool(differs)):
+    return
   target, substitute = (os.path.join(args.runs, r) for r in ("target", "substitute"))
   out = {"target": _run_summary(target), "substitute": _run_summary(substitute), "evals": {},
          "note": args.note}
@@ -83,11 +116,9 @@ def main() -> None:
     curves[f"{label}: adversarial"] = adversarial
     if label.startswith("blackbox_pgd"):
       curves[f"{label}: clean"] = clean
-  os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-  path = os.path.join(HERE, "results", f"{name}.json")
-  write_atomically(path, strict_json(out, indent=1))
-  plot_accuracy_vs_snr(curves, os.path.join(HERE, "results", f"{name}.png"),
-                       title=f"{name}: adversarially trained target vs inference SNR")
+  with recording.atomic_path(os.path.join(folder, f"{name}.png")) as png:
+    plot_accuracy_vs_snr(curves, png, title=f"{name}: adversarially trained target vs inference SNR")
+  recording.write_text(path, strict_json(out, indent=1))  # last: it marks the result as written
   print(f"wrote {path} and {name}.png")
   for label, e in out["evals"].items():
     g = e["gain"]

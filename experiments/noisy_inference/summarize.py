@@ -1,15 +1,19 @@
 """Table and plots from a sweep folder (one run folder per training SNR, each with montecarlo.json).
 
-    python experiments/noisy_inference/summarize.py /tmp/noisy/mnist --name mnist
+    python experiments/noisy_inference/summarize.py /tmp/noisy/mnist --name mnist [--record]
 
 Prints a markdown table (mean single-pass accuracy ± std over draws, and mean-prob / majority
-voting over all draws, in %) and writes <name>_acc_vs_snr.png and <name>_acc_vs_k.png into --out
-(default: results/ next to this script).
+voting over all draws, in %) and writes <name>_acc_vs_snr.png and <name>_acc_vs_k.png into the
+sweep folder (or `--out DIR`); `--record` writes them into experiments/noisy_inference/results/
+(the README's figures) instead, refused when a run's config.json differs from the recorded
+protocol of <name> (`PROTOCOLS`). Existing figures are kept, with a printed line, unless `--force`
+(or the runs differ from the protocol).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -18,11 +22,24 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
+from configs.common import override  # noqa: E402
+from experiments import recording  # noqa: E402
 from freqnoise.plots import plot_accuracy_vs_k, plot_accuracy_vs_snr  # noqa: E402
 from freqnoise.robust import result_from_json  # noqa: E402
 
 LABELS = {"clean": "clean-trained", "snr10": "trained at 10 dB", "snr5": "trained at 5 dB",
           "snr0": "trained at 0 dB", "snr0_ft": "clean + 2 epochs at 0 dB"}
+PAPER = "noisy_inference"
+# The recorded protocol of each result name (the README's commands): its config file and, per run
+# folder, the config's argument and the overrides its command line gave. `mnist` (the figures of
+# the README's "first pass", under a config since changed) has none: it cannot be recorded again.
+_CIFAR_SHORT = ["num_epochs=2", "evals.montecarlo.num_draws=4"]  # the 2-epoch CPU runs
+PROTOCOLS = {
+    "mnist_v2": ("noisy_mnist", {"snr0": ("snr=0", []), "clean": ("snr=inf", [])}),
+    "cifar10": ("noisy_cifar10", {"snr0": ("snr=0", _CIFAR_SHORT),
+                                  "clean": ("snr=inf", _CIFAR_SHORT),
+                                  "snr5": ("snr=5", _CIFAR_SHORT)}),
+}
 
 
 def load_runs(folder: str) -> dict:
@@ -35,6 +52,29 @@ def load_runs(folder: str) -> dict:
   if not runs:
     raise SystemExit(f"no <variant>/montecarlo.json under {folder}")
   return runs
+
+
+def protocol_differences(name: str, folder: str) -> list[str]:
+  """How the runs in `folder` (those with a montecarlo.json) differ from the protocol of `name`:
+  their config.json field by field, and a run the protocol has that is missing, or vice versa."""
+  if name not in PROTOCOLS:
+    return [f"--name {name}: no recorded protocol (recorded: {', '.join(PROTOCOLS)})"]
+  module, runs = PROTOCOLS[name]
+  get_config = importlib.import_module(f"configs.{module}").get_config
+  differs = []
+  for run in LABELS:
+    present = os.path.isfile(os.path.join(folder, run, "montecarlo.json"))
+    if present != (run in runs):
+      differs.append(f"{run}/: {'a run' if present else 'no run'} here, "
+                     f"{'one' if run in runs else 'none'} in the recorded protocol")
+    elif present:
+      arg, assignments = runs[run]
+      config = get_config(arg)
+      for assignment in assignments:
+        override(config, assignment)
+      differs += recording.config_differences(os.path.join(folder, run), config,
+                                              f"{run}/config.json")
+  return differs
 
 
 def table(runs: dict) -> str:
@@ -52,19 +92,25 @@ def table(runs: dict) -> str:
   return "\n".join(lines)
 
 
-def main():
+def main(argv: list[str] | None = None) -> None:
   p = argparse.ArgumentParser()
   p.add_argument("folder")
   p.add_argument("--name", default="mnist")
   p.add_argument("--k_snr", type=float, default=0.0, help="eval SNR of the accuracy-vs-K plot")
-  p.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the figures")
-  args = p.parse_args()
+  recording.add_arguments(p, "the sweep folder")
+  args = p.parse_args(argv)
   runs = load_runs(args.folder)
+  differs = protocol_differences(args.name, args.folder)
+  out = recording.destination(args, PAPER, args.folder, differs)
   print(table(runs))
-  plot_accuracy_vs_snr(runs, os.path.join(args.out, f"{args.name}_acc_vs_snr.png"),
-                       title=f"{args.name}: accuracy vs eval SNR")
-  plot_accuracy_vs_k(runs, args.k_snr, os.path.join(args.out, f"{args.name}_acc_vs_k.png"),
-                     title=f"{args.name}: voting at {args.k_snr:g} dB")
+  by_snr = os.path.join(out, f"{args.name}_acc_vs_snr.png")
+  if recording.skip_existing(by_snr, args.force or bool(differs)):
+    return
+  with recording.atomic_path(os.path.join(out, f"{args.name}_acc_vs_k.png")) as path:
+    plot_accuracy_vs_k(runs, args.k_snr, path, title=f"{args.name}: voting at {args.k_snr:g} dB")
+  with recording.atomic_path(by_snr) as path:  # last: it marks the figures as written
+    plot_accuracy_vs_snr(runs, path, title=f"{args.name}: accuracy vs eval SNR")
+  print(f"wrote {by_snr} and {args.name}_acc_vs_k.png")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Crossbar efficiency of the NVM LSTM (paper 4) against GPU, FPGA and ASIC LSTM designs.
 
-    PYTHONPATH=. python experiments/nvm_lstm/efficiency.py        # about 5 s on one CPU core
+    python experiments/nvm_lstm/efficiency.py --record   # about 5 s on one CPU core
 
 The paper (Ma et al., ICRC 2019) claims >= 2.4x the computing efficiency (ops/s/W) and 40x the area
 efficiency (ops/s/mm^2) of GPU, FPGA and ASIC LSTM designs, with 4-bit weights and 4-bit DAC/ADC.
@@ -8,9 +8,11 @@ This evaluates `freqnoise.analog.hardware` on the paper's setting (`CrossbarSpec
 "medium" 2 x 650 LSTM, 128 x 128 arrays), sweeps the ADC bits (2-8) and the array size (64-512),
 runs a grid over the assumptions that decide the answer (ADC model, ADC sharing, bit-serial or
 multi-bit DAC, cell energy/area, digital stage hidden or not), calibrates the model on ISAAC's own
-setting, and prints markdown tables and conclusions. Writes results/efficiency.json (every number
-the README quotes, floats to 4 significant digits) and two plots, results/efficiency_adc_bits.png
-and results/efficiency_array_size.png.
+setting, and prints markdown tables and conclusions. Writes efficiency.json (every number the
+README quotes, floats to 4 significant digits) and two plots, efficiency_adc_bits.png and
+efficiency_array_size.png, into runs/nvm_lstm/ (or `--out DIR`); `--record` writes them into
+results/ (the README's files) instead. An existing efficiency.json is kept, with a printed line,
+unless `--force` (experiments/recording.py). The model has no settings to override.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import dataclasses
 import itertools
 import json
 import os
+import sys
 
 import matplotlib
 
@@ -30,7 +33,10 @@ from freqnoise.analog import hardware_refs as refs  # noqa: E402
 from freqnoise.analog.hardware import DAC_MODES, CrossbarSpec, compare, evaluate  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-COMMAND = "PYTHONPATH=. python experiments/nvm_lstm/efficiency.py"
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+from experiments import recording  # noqa: E402
+
+COMMAND = "python experiments/nvm_lstm/efficiency.py --record"
 CLAIM = {"computing_ratio": 2.4, "area_ratio": 40.0, "other_nvm_ratio": 4.7}
 PAPER = CrossbarSpec()
 CELLS = {"neurosim": (refs.NEUROSIM_CELL_FJ, refs.NEUROSIM_CELL_F2),   # 25 fJ, 48 F^2 (1T1R)
@@ -148,9 +154,9 @@ def plot(rows: list[dict], x: str, series: str, xlabel: str, title: str, path: s
     ax.set_xticks(xs, [str(v) for v in xs])
   fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path + ".tmp", format="png", dpi=120)
+  with recording.atomic_path(path) as tmp:
+    fig.savefig(tmp, format="png", dpi=120)
   plt.close(fig)
-  os.replace(path + ".tmp", path)
 
 
 def markdown(header: list[str], rows: list[list]) -> str:
@@ -200,9 +206,13 @@ def readme_tables(result: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
+  recording.add_arguments(parser, os.path.join(recording.RUN_ROOT, "nvm_lstm"))
   args = parser.parse_args(argv)
-  os.makedirs(args.out, exist_ok=True)
+  out = recording.destination(args, "nvm_lstm", os.path.join(recording.RUN_ROOT, "nvm_lstm"), [])
+  path = os.path.join(out, "efficiency.json")
+  if recording.skip_existing(path, args.force):
+    with open(path) as f:
+      return json.load(f)
 
   paper = evaluate(PAPER)
   adc_sweep = [{"adc_model": m, "adc_bits": b,
@@ -246,16 +256,13 @@ def main(argv: list[str] | None = None) -> dict:
       "calibration": calibration,
       "conclusions": conclusions(rows, calibration["area_optimism"]),
   })
-  path = os.path.join(args.out, "efficiency.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(path + ".tmp", path)
   plot(result["adc_bits_sweep"], "adc_bits", "adc_model", "ADC bits",
        "LSTM 2 x 650, 128 x 128 arrays, 4-bit weights and multi-bit DAC: vs ADC bits",
-       os.path.join(args.out, "efficiency_adc_bits.png"), thresholds)
+       os.path.join(out, "efficiency_adc_bits.png"), thresholds)
   plot(result["array_sweep"], "rows", "dac", "array rows = columns",
        "LSTM 2 x 650, 4-bit weights, 4-bit inputs, 4-bit ADC (ISAAC table): vs array size",
-       os.path.join(args.out, "efficiency_array_size.png"), thresholds)
+       os.path.join(out, "efficiency_array_size.png"), thresholds)
+  recording.write_text(path, json.dumps(result, indent=1))  # last: it marks the result as written
 
   print(paper.table(), "\n")
   print("\n\n".join(readme_tables(result)), "\n")

@@ -1,8 +1,8 @@
 """ADC-noise and weight-noise tolerance of a trained run, Monte Carlo over noise draws (paper 4).
 
-  PYTHONPATH=. python experiments/nvm_lstm/tolerance.py WORKDIR OUT.json \
+  python experiments/nvm_lstm/tolerance.py WORKDIR OUT.json \
       [--adc_lsb 0,0.25,0.5,1,2] [--weight_sigma 0,0.02,0.05,0.1,0.2] [--draws 8] \
-      [--reference FLOAT_RESULT.json]
+      [--reference FLOAT_RESULT.json] [--record] [--force]
 
 WORKDIR is a finished training run (e.g. the 4/4/4 QAT LSTM); its last checkpoint is evaluated,
 never retrained. Each level is `--draws` independent noise draws over the whole test split:
@@ -16,8 +16,11 @@ Classifiers are scored with the `montecarlo` evaluator (accuracy), language mode
 `mc_perplexity` (the LSTM state carried over the test stream as in training). Writes OUT (every
 per-draw value, mean, std and a 95% t-interval of the mean per level, the run's command and
 machine) atomically, and OUT with .png: the two curves, the reference (float) run as a line.
+An OUT in experiments/nvm_lstm/results/ (the README's files) needs `--record`, refused when the
+levels, draws or reference differ from the recorded protocol of the task (`PROTOCOLS`, run.sh's);
+an existing OUT is kept, with a printed line, unless `--force` (experiments/recording.py).
 
-  PYTHONPATH=. python experiments/nvm_lstm/tolerance.py compare OUT.png A.json B.json ...
+  python experiments/nvm_lstm/tolerance.py compare OUT.png A.json B.json ... [--record] [--force]
 draws the curves of several result files in one figure.
 """
 
@@ -38,7 +41,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from record_run import machine  # noqa: E402  (experiments/record_run.py)
 
+from experiments import recording  # noqa: E402
 from freqnoise.workdir import write_atomically  # noqa: E402
+
+PAPER = "nvm_lstm"
+# The recorded protocol per task (run.sh): noise levels and draws; the reference is a recorded run.
+PROTOCOLS = {
+    "seqmnist": {"adc_lsb": [0.0, 0.25, 0.5, 1.0, 2.0],
+                 "weight_sigma": [0.0, 0.02, 0.05, 0.1, 0.2], "draws": 8},
+    "ptb": {"adc_lsb": [0.0, 0.5, 1.0, 2.0], "weight_sigma": [0.0, 0.05, 0.1, 0.2], "draws": 4},
+}
 
 
 def parse_levels(text: str, name: str) -> list[float]:
@@ -128,8 +140,14 @@ def plot(results: list[dict], path: str) -> None:
 
 def compare(argv: list[str]) -> None:
   """`tolerance.py compare OUT.png A.json B.json ...`: the curves of several runs in one figure."""
+  flags = {"--record", "--force"} & set(argv)
+  argv = [a for a in argv if a not in flags]
   if len(argv) < 2 or not argv[0].endswith(".png"):
-    raise SystemExit("usage: tolerance.py compare OUT.png RESULT.json [RESULT.json ...]")
+    raise SystemExit("usage: tolerance.py compare OUT.png RESULT.json [RESULT.json ...] "
+                     "[--record] [--force]")
+  recording.check_file(argv[0], "--record" in flags, PAPER, [])
+  if recording.skip_existing(argv[0], "--force" in flags):
+    return
   results = []
   for path in argv[1:]:
     with open(path) as f:
@@ -152,6 +170,9 @@ def main() -> None:
   parser.add_argument("--draws", type=int, default=8, help="noise draws (chips) per level")
   parser.add_argument("--reference", default="", help="a record_run result of the float run")
   parser.add_argument("--label", default="", help="the run's name in the plot (default: its bits)")
+  parser.add_argument("--record", action="store_true", help="OUT is in experiments/nvm_lstm/"
+                      "results/: refused when the settings differ from the recorded protocol")
+  parser.add_argument("--force", action="store_true", help="rerun when OUT exists")
   args = parser.parse_args()
   adc_levels = parse_levels(args.adc_lsb, "adc_lsb") if args.adc_lsb else []
   weight_levels = parse_levels(args.weight_sigma, "weight_sigma") if args.weight_sigma else []
@@ -164,6 +185,14 @@ def main() -> None:
     raise SystemExit(f"{args.workdir} has no ADC (config.quant.adc_bits = 0): ADC noise is in "
                      "LSBs of the ADC; give --adc_lsb '' to skip that curve")
   lm = bool(base.get("report_perplexity", False))
+  task = "ptb" if lm else "seqmnist"
+  differs = recording.differences({"adc_lsb": adc_levels, "weight_sigma": weight_levels,
+                                   "draws": args.draws}, PROTOCOLS, task, f"task {task}")
+  if args.reference and not recording.is_results_path(args.reference):
+    differs.append(f"--reference {args.reference}: not a recorded result (results/)")
+  recording.check_file(args.out, args.record, PAPER, differs)
+  if recording.skip_existing(args.out, args.force or bool(differs)):
+    return
   with open(os.path.join(args.workdir, "final_metrics.json")) as f:
     final = json.load(f)
   q = base.quant
