@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from freqnoise.data import image_cache
+import freqnoise.data.image_cache as image_cache
 from freqnoise.workdir import write_atomically
 
 _EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
