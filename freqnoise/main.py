@@ -5,7 +5,6 @@ Parses flags and calls `freqnoise.train.train_and_evaluate`; nothing else lives 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -29,8 +28,8 @@ def _main(argv) -> None:
   logging.get_absl_handler().addFilter(DiskFullNoise())
   with clean_exit():
     result = train_and_evaluate(_CONFIG.value, os.path.expanduser(_WORKDIR.value))
-  print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()},
-                   indent=1))
+  from freqnoise.evaluators.table import results_table
+  print(results_table(result))  # a table; every value is in final_metrics.json
   if "test_accuracy" in result:
     print(f"test accuracy: {result['test_accuracy']:.4f}")
   else:  # a detector: COCO AP of the test split

@@ -114,8 +114,8 @@ class Progress:
   training steps left (rounded up: never 0:00:00 while any remain).
   """
 
-  def __init__(self, total_steps: int, start_step: int):
-    self.total = total_steps
+  def __init__(self, total_steps: int, start_step: int, unit: str = "step"):
+    self.total, self.unit = total_steps, unit  # unit: what is counted (an evaluator's "draw")
     self._t0, self._s0 = None, start_step
     self._excluded = 0.0
 
@@ -138,4 +138,5 @@ class Progress:
     eta = (self.total - step) / rate if rate > 0 else float("nan")
     eta_text = str(datetime.timedelta(seconds=math.ceil(eta))) if math.isfinite(eta) else "?"
     values = " | ".join(f"{k} {v:.4g}" for k, v in scalars.items())
-    return f"step {step}/{self.total} | {values} | {rate:.1f} steps/s | ETA {eta_text}"
+    return (f"{self.unit} {step}/{self.total} | {values} | {rate:.1f} {self.unit}s/s | "
+            f"ETA {eta_text}")

@@ -3,8 +3,10 @@
     config.evals.montecarlo = dict(type="montecarlo", snrs_db=(-5.0, 0.0, float("inf")))
 
 The noise is `config.eval_noise` (kind / power / layers / weight noise, even when its own SNR is
-inf) with the SNR taken from the grid. Writes the full arrays to the workdir as JSON (redraw plots
-with freqnoise.plots) and returns flat scalars 'snr_X/mean', 'snr_X/ci95', ....
+inf) with the SNR taken from the grid. The grid runs one SNR at a time (each row one compiled
+`mc_accuracy` call, the same keys as a call over the whole grid, so the same numbers), printing
+a progress line with the ETA after each. Writes the full arrays to the workdir as JSON (redraw
+plots with freqnoise.plots) and returns flat scalars 'snr_X/mean', 'snr_X/ci95', ....
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import jax
 import numpy as np
 
 from freqnoise.analog.noise import NoiseConfig, noise_from_config
+from freqnoise.evaluators.progress import SweepProgress
 from freqnoise.evaluators.registry import register
 from freqnoise.experiment import CARRY
-from freqnoise.robust.montecarlo import mc_accuracy, result_to_json
+from freqnoise.robust.montecarlo import MCResult, mc_accuracy, result_to_json
 from freqnoise.workdir import write_atomically
 
 DEFAULTS = {
@@ -34,6 +37,10 @@ DEFAULTS = {
     "limit": 0,              # evaluate a seeded sample of N examples across the split (0 = all)
     "output": "montecarlo.json",  # file in the workdir for the full arrays ("" = don't write)
 }
+
+CARRIED = ("the montecarlo evaluator treats examples as independent, but this model carries its "
+           "recurrent state across batches (config.model.carry_state); evaluate it with the "
+           "mc_perplexity evaluator (python -m freqnoise.evaluate --eval=mc_perplexity)")
 
 _INF_SPELLINGS = {"inf", "+inf", "infinity", "float('inf')", 'float("inf")', "math.inf", "np.inf"}
 
@@ -106,6 +113,8 @@ def planned_devices(config) -> int | None:
 
 
 def _check(config, settings: dict) -> None:
+  if (config.get("model") or {}).get("carry_state", False):
+    raise ValueError(CARRIED)
   snr_grid(settings, config)
   draws = check_count(settings, "num_draws", 1)
   chunk = check_count(settings, "draws_per_chunk", 0) or draws
@@ -166,6 +175,13 @@ def evaluation_set(experiment, settings: dict) -> tuple[np.ndarray, np.ndarray]:
   return ds.arrays[experiment.input_key], labels
 
 
+def stack_rows(rows: list[MCResult]) -> MCResult:
+  """One MCResult of the rows of several (over the same examples and draws), in order."""
+  cat = lambda name: np.concatenate([getattr(r, name) for r in rows])
+  return MCResult(snrs_db=cat("snrs_db"), accuracy=cat("accuracy"), majority=cat("majority"),
+                  mean_prob=cat("mean_prob"), num_examples=rows[0].num_examples)
+
+
 def write_json(path: str, data: dict) -> None:
   """Writes `data` to `path` atomically (temp file + rename), from process 0 only."""
   if jax.process_index() == 0:
@@ -188,17 +204,22 @@ def montecarlo(experiment, state, key, settings: dict) -> dict[str, float]:
   """accuracy[snr, draw] under `config.eval_noise` at each SNR of the grid, and majority /
   mean-probability voting over the draws."""
   if CARRY in state.model_state:
-    raise ValueError("the montecarlo evaluator treats examples as independent, but this model "
-                     "carries its recurrent state across batches (carry_state); evaluate it with "
-                     "the mc_perplexity evaluator")
+    raise ValueError(CARRIED)
   spec = experiment.eval_noise_spec
   images, labels = evaluation_set(experiment, settings)
-  result = mc_accuracy(NoisyPredict(experiment, spec), experiment.variables(state), images, labels,
-                       snrs_db=snr_grid(settings, experiment.config),
-                       num_draws=settings["num_draws"], key=key,
-                       batch_size=settings["batch_size"] or experiment.eval_batch_size,
-                       draws_per_chunk=settings["draws_per_chunk"] or None, mesh=experiment.mesh,
-                       static_at_inf=deterministic_at_inf(spec, experiment.quant))
+  snrs = snr_grid(settings, experiment.config)
+  progress = SweepProgress("montecarlo", snrs, settings["num_draws"],
+                           f"{len(labels):,} {settings['split']} examples")
+  rows = []
+  for snr in snrs:  # a row at a time, for the progress line: its keys do not depend on the row
+    rows.append(mc_accuracy(
+        NoisyPredict(experiment, spec), experiment.variables(state), images, labels,
+        snrs_db=[snr], num_draws=settings["num_draws"], key=key,
+        batch_size=settings["batch_size"] or experiment.eval_batch_size,
+        draws_per_chunk=settings["draws_per_chunk"] or None, mesh=experiment.mesh,
+        static_at_inf=deterministic_at_inf(spec, experiment.quant)))
+    progress.row(snr, {"mean": float(rows[-1].mean[0])})
+  result = stack_rows(rows)
   if settings["output"]:
     write_json(os.path.join(experiment.workdir, settings["output"]),
                {"noise": noise_summary(spec, experiment.quant), **result_to_json(result)})

@@ -9,7 +9,8 @@ runs it; otherwise rows are independent and `batch_size` of them run at once.
 
 Keys as `montecarlo`'s (freqnoise.robust.montecarlo): draw d is one chip,
 `draw_program_key(key, d)`, for the whole pass, and batch b of it uses `draw_noise_key(key, d, b)`.
-At SNR inf with nothing else random, the draws are one pass, computed once.
+At SNR inf with nothing else random, the draws are one pass, computed once. A progress line
+with the ETA is printed after each SNR (freqnoise.evaluators.progress).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from freqnoise import sharding
 from freqnoise.data.pipeline import eval_batches
 from freqnoise.evaluators.montecarlo import (check_count, check_split, deterministic_at_inf,
                                              noise_summary, planned_devices, snr_grid, write_json)
+from freqnoise.evaluators.progress import SweepProgress
 from freqnoise.evaluators.registry import register
 from freqnoise.evaluators.split import zero_carry
 from freqnoise.experiment import CARRY
@@ -96,11 +98,14 @@ def mc_perplexity(experiment, state, key, settings: dict) -> dict[str, float]:
 
   snrs = snr_grid(settings, experiment.config)
   ppl = np.zeros((len(snrs), settings["num_draws"]))
+  progress = SweepProgress("mc_perplexity", snrs, settings["num_draws"],
+                           f"{len(split):,} {settings['split']} rows")
   for i, snr in enumerate(snrs):
     if static and math.isinf(snr):  # every draw is the same noiseless pass
       ppl[i] = one_pass(snr, 0)
     else:
       ppl[i] = [one_pass(snr, d) for d in range(settings["num_draws"])]
+    progress.row(snr, {"perplexity": float(ppl[i].mean())})
   if settings["output"]:
     write_json(os.path.join(experiment.workdir, settings["output"]),
                {"noise": noise_summary(spec, experiment.quant),

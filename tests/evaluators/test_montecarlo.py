@@ -1,6 +1,7 @@
 """The montecarlo evaluator on a digits MLP built as an Experiment: its scalars and JSON, a limit
 that samples across a class-sorted split, the run's mesh, the eval noise's layers kept when its
-own SNR is inf, the inf shortcut only without weight noise, SNR grids from command-line strings."""
+own SNR is inf, the inf shortcut only without weight noise, SNR grids from command-line strings; the
+grid run an SNR at a time (a progress line after each) gives the numbers of one call over it."""
 
 import dataclasses
 import json
@@ -16,9 +17,10 @@ from freqnoise import evaluators
 from freqnoise.analog.noise import NoiseConfig
 from freqnoise.data import ArrayDataset, Splits, load_splits
 from freqnoise.evaluators import montecarlo as mc_module
-from freqnoise.evaluators.montecarlo import deterministic_at_inf, evaluation_set, parse_snr_grid
+from freqnoise.evaluators.montecarlo import (NoisyPredict, deterministic_at_inf, evaluation_set,
+                                             parse_snr_grid)
 from freqnoise.experiment import Experiment
-from freqnoise.robust import result_from_json
+from freqnoise.robust import mc_accuracy, result_from_json
 
 
 def _config(**block):
@@ -49,6 +51,29 @@ def test_scalars_and_json(run):
   result = result_from_json(saved)
   assert result.accuracy.shape == (3, 4) and result.num_examples == 100
   assert evaluators.run(experiment, state, "montecarlo") == mc  # a function of the key alone
+
+
+def test_rows_one_at_a_time_give_the_numbers_of_one_call_and_show_progress(run, capsys):
+  experiment, state = run
+  capsys.readouterr()
+  evaluators.run(experiment, state, "montecarlo")
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == "montecarlo: 3 SNRs x 4 noise draws on 100 test examples"
+  assert [line.split(" | ")[:2] for line in lines[1:]] == [
+      ["draw 4/12", "snr 0"], ["draw 8/12", "snr 10"], ["draw 12/12", "snr inf"]]
+  with open(f"{experiment.workdir}/montecarlo.json") as f:
+    rows = result_from_json(json.load(f))
+  images, labels = evaluation_set(experiment, evaluators.settings(experiment.config,
+                                                                  "montecarlo")[1])
+  whole = mc_accuracy(NoisyPredict(experiment, experiment.eval_noise_spec),
+                      experiment.variables(state), images, labels, snrs_db=[0.0, 10.0, math.inf],
+                      num_draws=4, key=experiment.key("montecarlo"),
+                      batch_size=experiment.eval_batch_size, mesh=experiment.mesh,
+                      static_at_inf=True)
+  for field in ("accuracy", "majority", "mean_prob"):
+    np.testing.assert_array_equal(getattr(rows, field), getattr(whole, field))
+  assert [float(m) for m in (lines[1].split(" | ")[2][5:], lines[3].split(" | ")[2][5:])] == [
+      pytest.approx(whole.mean[0], abs=5e-5), pytest.approx(whole.mean[2], abs=5e-5)]
 
 
 def test_limit_is_a_seeded_sample_across_a_class_sorted_split(tmp_path):
