@@ -28,7 +28,7 @@ from freqnoise import rng, sharding
 from freqnoise.data.lazy_split import LazySplit
 from freqnoise.data.pipeline import eval_batches
 from freqnoise.detection import coco_eval
-from freqnoise.evaluators.registry import register
+from freqnoise.evaluators.registry import output_file, register
 
 
 class DetectionEvaluator:
@@ -123,16 +123,25 @@ def _check(config, s: dict) -> None:
     raise ValueError(f"split must be 'train' or 'test', got {s['split']!r}")
   if not isinstance(s["picture_images"], int) or s["picture_images"] < 0:
     raise ValueError(f"picture_images must be a non-negative integer, got {s['picture_images']!r}")
+  if not isinstance(s["output"], str):
+    raise ValueError(f"output must be a file name (or ''), got {s['output']!r}")
 
 
-@register("coco", defaults={"split": "test", "picture_images": 4}, check=_check)
+COCO_DEFAULTS = {
+    "split": "test",         # which split to score: train | test
+    "picture_images": 4,     # images in the picture of the first batch's detections (0 = none)
+    "output": "detections_{split}.png",  # the picture's file in the workdir ("" = none)
+}
+
+
+@register("coco", COCO_DEFAULTS, check=_check)
 def coco(experiment, state, key, s: dict) -> dict[str, float]:
-  """COCO AP of `split` (`DetectionEvaluator`, one pass with this evaluator's own `key`), and
-  `detections_<split>.png` in the workdir with the first `picture_images` images' detections (0: no
-  picture)."""
+  """COCO AP of `split` (`DetectionEvaluator`, one pass with this evaluator's own `key`), and the
+  picture `output` (default `detections_<split>.png`) in the workdir of the first `picture_images`
+  images' detections."""
   results, first = evaluator_of(experiment).detections(state, s["split"], key)
   scores = score(experiment, s["split"], results)
-  if s["picture_images"] and jax.process_index() == 0 and first is not None:
-    draw_first(experiment, first, os.path.join(experiment.workdir, f"detections_{s['split']}.png"),
-               s["picture_images"])
+  picture = output_file(s)
+  if s["picture_images"] and picture and jax.process_index() == 0 and first is not None:
+    draw_first(experiment, first, os.path.join(experiment.workdir, picture), s["picture_images"])
   return scores

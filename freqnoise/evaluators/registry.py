@@ -115,6 +115,12 @@ def settings(config, name: str) -> tuple[EvaluatorType, Settings]:
   return etype, values
 
 
+def output_file(values: Settings) -> str:
+  """The file name an evaluator's settings `values` write into the workdir (its `output` field;
+  '' = none), with '{split}' standing for its split (the coco picture's detections_{split}.png)."""
+  return str(values.get("output", "")).replace("{split}", str(values.get("split", "")))
+
+
 def check_config(config) -> None:
   """Validates every `config.evals` block (names, types, fields, values) before any data is read,
   so that a typo fails at start-up, not after hours of training. Raises ValueError / TypeError
