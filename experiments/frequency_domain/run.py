@@ -32,6 +32,7 @@ import numpy as np
 from configs.common import override
 from freqnoise.freq import selection
 from freqnoise.experiment import Experiment
+from freqnoise.sweep import parse_seeds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
@@ -93,22 +94,6 @@ def gate_summary(state, out_prefix: str, ks=(6, 24, 32, 48, 64)) -> dict:
 def seed_suffix(seed: int) -> str:
   """Seed 0's files carry no suffix (the first runs were recorded so); seed s > 0 `_seed<s>`."""
   return f"_seed{seed}" if seed else ""
-
-
-def parse_seeds(text: str) -> list[int]:
-  """'0-7' or '0,2,5' or '3' -> sorted seeds; a malformed or negative seed is an error naming it."""
-  seeds = set()
-  for part in [p for p in text.split(",") if p]:
-    lo, _, hi = part.partition("-")
-    if not lo.isdigit() or (hi and not hi.isdigit()):
-      raise ValueError(f"--seeds: {part!r} is not a seed (N) or a range (N-M) of seeds >= 0")
-    lo, hi = int(lo), int(hi or lo)
-    if hi < lo:
-      raise ValueError(f"--seeds: the range {part!r} is empty")
-    seeds.update(range(lo, hi + 1))
-  if not seeds:
-    raise ValueError("--seeds: no seed given")
-  return sorted(seeds)
 
 
 def run_variant(config_module, name: str, variant: str, overrides, workroot: str, out: str,
