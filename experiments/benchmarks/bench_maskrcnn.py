@@ -1,10 +1,10 @@
 """Mask R-CNN R50-FPN train-step and inference images/s on this CPU: ours (`maskrcnn`, spatial and
 DCT input) against torchvision's `maskrcnn_resnet50_fpn`, same image size and batch, same run.
 
-    PYTHONPATH=. .venv/bin/python experiments/benchmarks/bench_maskrcnn.py               # 320², batch 1
-    PYTHONPATH=. .venv/bin/python experiments/benchmarks/bench_maskrcnn.py --image 512 --batch 2 \
+    .venv/bin/python experiments/benchmarks/bench_maskrcnn.py               # 320², batch 1
+    .venv/bin/python experiments/benchmarks/bench_maskrcnn.py --image 512 --batch 2 \
         --variants spatial,dct24,dct64       # ~1.4 TFLOP a train step: about an hour on 2 cores
-    PYTHONPATH=. .venv/bin/python experiments/benchmarks/bench_maskrcnn.py --smoke       # a functional check
+    .venv/bin/python experiments/benchmarks/bench_maskrcnn.py --smoke       # a functional check
 
 Ours: `freqnoise.detection.model.MaskRCNN` built through the registry (`build_model`, name
 'maskrcnn') at the published width: ResNet-50 (width 64, BatchNorm, nothing frozen), FPN 256, box

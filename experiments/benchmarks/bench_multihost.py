@@ -109,7 +109,7 @@ def free_port() -> int:
 def run_layout(args, processes: int, devices: int, workdir: str) -> dict:
   port = free_port()
   env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-         "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+         "JAX_PLATFORMS": "cpu"}  # the worker (this file) puts ROOT on its own path
   common = [sys.executable, os.path.abspath(__file__), "--worker", f"--processes={processes}",
             f"--coordinator=127.0.0.1:{port}", f"--workdir={workdir}", f"--data={args.data}",
             f"--draws={args.draws}", f"--snrs={args.snrs}", f"--limit={args.limit}",

@@ -1,8 +1,8 @@
 """Train-step time of the 4/4/4 quantization-aware LSTM (4-bit weights, DAC and ADC) against the
 same LSTM in float, measured in the same run (paper 4; goal: QAT ≤ 1.5× float).
 
-    PYTHONPATH=. python experiments/benchmarks/bench_quant.py            # both shapes, 50 steps
-    PYTHONPATH=. python experiments/benchmarks/bench_quant.py --quick    # seconds: a smoke test
+    python experiments/benchmarks/bench_quant.py            # both shapes, 50 steps
+    python experiments/benchmarks/bench_quant.py --quick    # seconds: a smoke test
 
 Shapes (the registered models, built by `build_model` exactly as a run builds them):
 * ptb: `lstm_lm`, Zaremba et al.'s small PTB LSTM: 2 layers of 200, vocabulary 10,000, batch 20,

@@ -7,8 +7,8 @@ thread count. Timing: median over `--steps` steps after `--warmup` steps, `block
 new params (JAX) — wall-clock per train step in milliseconds. The JAX variants are timed
 round-robin (one step of each in turn) so that load from other processes hits them alike.
 
-  PYTHONPATH=. python experiments/benchmarks/bench_rnn.py     # prints a markdown table
-  PYTHONPATH=. python experiments/benchmarks/bench_rnn.py --out experiments/benchmarks/RESULTS.md
+  python experiments/benchmarks/bench_rnn.py     # prints a markdown table
+  python experiments/benchmarks/bench_rnn.py --out experiments/benchmarks/RESULTS.md
 """
 
 from __future__ import annotations

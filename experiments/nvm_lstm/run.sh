@@ -82,7 +82,7 @@ tolerance() {  # tolerance RUN: the ADC- and weight-noise curves of one finished
   local out="$results/${data}_$1_tolerance.json"
   if [[ -f "$out" ]]; then echo "== $out exists, skipped"; return; fi
   echo "== tolerance of $1"
-  PYTHONPATH=. "$python" experiments/nvm_lstm/tolerance.py "$runs/$data/$1" "$out" \
+  "$python" experiments/nvm_lstm/tolerance.py "$runs/$data/$1" "$out" \
     --reference "$results/${data}_float_seed0.json" --draws "$draws" "${levels[@]}" --record
 }
 draws=8
@@ -100,7 +100,7 @@ if [[ "$task" == seqmnist ]]; then  # (not run on PTB, for time)
     --config.quant.adc_noise_lsb=0.5 --config.train_noise.weight_noise=additive \
     --config.train_noise.weight_sigma=0.05
   tolerance w4d4a4_noisy_seed0
-  PYTHONPATH=. "$python" experiments/nvm_lstm/tolerance.py compare "$results/${data}_tolerance.png" \
+  "$python" experiments/nvm_lstm/tolerance.py compare "$results/${data}_tolerance.png" \
     "$results/${data}_w4d4a4_seed0_tolerance.json" "$results/${data}_w4d4a4_noisy_seed0_tolerance.json" \
     --record
 fi
