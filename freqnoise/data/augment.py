@@ -7,6 +7,10 @@ so row j of a global batch is augmented the same way however the batch is spread
 pixels: only the flip exists there, with the same draws as `augment_images`' flip. A detection batch
 (letterboxed images with boxes and box-cropped masks, `freqnoise.detection` conventions) gets the
 flip only, its boxes and masks following the pixels (`flip_detection_batch`).
+
+`alternating_flip` (airbench, Jordan 2024) replaces the coin of each step by a fixed coin per
+example, `example_coin`, inverted every other epoch: over any two consecutive epochs each image is
+seen once mirrored and once not. It needs the examples' row numbers in the split and the epoch.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 from freqnoise.freq.dct_flip import flip_coefficients
 
 # Augmentations that need pixels: none can run on JPEG coefficients (config.data.jpeg_coefficients).
-PIXEL_ONLY_AUGMENTS = ("resized_crop_min_scale", "crop_padding")
+PIXEL_ONLY_AUGMENTS = ("resized_crop_min_scale", "crop_padding", "crop_reflect", "alternating_flip")
 
 
 def _draw(images: np.ndarray, rows: tuple[int, int] | None, sample) -> np.ndarray:
@@ -29,12 +33,15 @@ def _draw(images: np.ndarray, rows: tuple[int, int] | None, sample) -> np.ndarra
 
 
 def random_crop_with_padding(rng: np.random.Generator, images: np.ndarray, padding: int,
-                             rows: tuple[int, int] | None = None) -> np.ndarray:
-  """Zero-pads each NHWC image by `padding` pixels per side and crops back at a random offset."""
+                             rows: tuple[int, int] | None = None,
+                             reflect: bool = False) -> np.ndarray:
+  """Pads each NHWC image by `padding` pixels per side (zeros, or its reflection without the edge
+  pixel repeated) and crops back at a random offset."""
   if padding <= 0:
     return images
   n, h, w, _ = images.shape
-  padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)),
+                  mode="reflect" if reflect else "constant")
   dy = _draw(images, rows, lambda m: rng.integers(0, 2 * padding + 1, m))
   dx = _draw(images, rows, lambda m: rng.integers(0, 2 * padding + 1, m))
   rows = dy[:, None] + np.arange(h)[None, :]                      # [N, H]
@@ -47,6 +54,20 @@ def random_flip(rng: np.random.Generator, images: np.ndarray,
   """Mirrors each NHWC image left-right with probability 1/2."""
   flip = _draw(images, rows, rng.random) < 0.5
   return np.where(flip[:, None, None, None], images[:, :, ::-1], images)
+
+
+def example_coin(seed: int, ids: np.ndarray) -> np.ndarray:
+  """A fixed fair coin per example: bool [len(ids)], a function of (seed, row number) only."""
+  with np.errstate(over="ignore"):  # splitmix64's finaliser: wraps modulo 2^64 by design
+    mixed = np.asarray(ids, np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+  return ((mixed ^ (mixed >> np.uint64(31))) >> np.uint64(63)).astype(bool)
+
+
+def alternating_flips(seed: int, ids: np.ndarray, epoch: int) -> np.ndarray:
+  """Which examples (row numbers `ids`) `alternating_flip` mirrors in `epoch`: bool [len(ids)]."""
+  return example_coin(seed, ids) ^ bool(epoch % 2)
 
 
 def crop_and_resize(images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -86,17 +107,29 @@ def random_resized_crop(rng: np.random.Generator, images: np.ndarray, min_scale:
 
 def augment_images(rng: np.random.Generator, images: np.ndarray, *, crop_padding: int = 0,
                    flip: bool = False, resized_crop_min_scale: float = 0.0,
-                   rows: tuple[int, int] | None = None) -> np.ndarray:
-  """Random resized crop (if `resized_crop_min_scale` > 0), random crop with padding, then horizontal
-  flip, as the config asks. `rows = (offset, global_size)`: `images` are rows offset.. of a global
-  batch (this process's slice), augmented as they would be in the whole batch."""
+                   crop_reflect: bool = False, alternating_flip: bool = False,
+                   rows: tuple[int, int] | None = None,
+                   examples: tuple[int, np.ndarray, int] | None = None) -> np.ndarray:
+  """Random resized crop (if `resized_crop_min_scale` > 0), random crop with padding (reflected
+  borders with `crop_reflect`), then horizontal flip, random or alternating, as the config asks.
+  `rows = (offset, global_size)`: `images` are rows offset.. of a global batch (this process's
+  slice), augmented as they would be in the whole batch. `examples = (seed, row numbers in the
+  split, epoch)` of the images: what `alternating_flip` needs."""
   if images.ndim != 4:
     raise ValueError(f"augmentation expects NHWC images, got shape {images.shape}")
+  if flip and alternating_flip:
+    raise ValueError("config.data.augment: set flip (a coin per step) or alternating_flip, not "
+                     "both")
   if resized_crop_min_scale:
     images = random_resized_crop(rng, images, resized_crop_min_scale, rows=rows)
-  images = random_crop_with_padding(rng, images, crop_padding, rows=rows)
+  images = random_crop_with_padding(rng, images, crop_padding, rows=rows, reflect=crop_reflect)
   if flip:
     images = random_flip(rng, images, rows=rows)
+  if alternating_flip:
+    if examples is None:
+      raise ValueError("alternating_flip needs the examples' (seed, row numbers, epoch)")
+    mirror = alternating_flips(*examples)
+    images = np.where(mirror[:, None, None, None], images[:, :, ::-1], images)
   return images
 
 
@@ -170,15 +203,16 @@ def augment_detection_batch(rng: np.random.Generator, batch: dict[str, np.ndarra
 
 
 def augment_batch(rng: np.random.Generator, batch: dict[str, np.ndarray], augment: dict,
-                  rows: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+                  rows: tuple[int, int] | None = None,
+                  examples: tuple[int, np.ndarray, int] | None = None) -> dict[str, np.ndarray]:
   """The training augmentation of one batch (`config.data.augment`, only what is switched on), as
   both input pipelines apply it: a detection batch (with `boxes`) is flipped with its boxes and
-  masks; otherwise `image` goes through `augment_images`."""
+  masks; otherwise `image` goes through `augment_images` (`examples` as there)."""
   if not augment:
     return batch
   if "boxes" in batch:
     return augment_detection_batch(rng, batch, **augment, rows=rows)
   if "image" in batch:
     batch = dict(batch)
-    batch["image"] = augment_images(rng, batch["image"], **augment, rows=rows)
+    batch["image"] = augment_images(rng, batch["image"], **augment, rows=rows, examples=examples)
   return batch

@@ -70,7 +70,8 @@ class TrainBatches:
     batch = self.ds[rows]
     if self.augment:
       rng = np.random.default_rng([self.seed, step, 1])
-      batch = augment_batch(rng, batch, self.augment, rows=(offset, self.batch_size))
+      batch = augment_batch(rng, batch, self.augment, rows=(offset, self.batch_size),
+                            examples=(self.seed, rows, epoch))
     return batch
 
 

@@ -78,9 +78,9 @@ class _Augment:
   """Grain map on a batch: (steps, examples) -> (step, examples augmented with step's draw).
   `coefficients`: the `image` field holds JPEG DCT coefficients (`augment_coefficients`)."""
 
-  def __init__(self, seed: int, augment: dict, rows: tuple[int, int], coefficients: bool = False):
-    self.seed, self.augment, self.rows = seed, augment, rows  # rows: (offset, global batch size)
-    self.coefficients = coefficients
+  def __init__(self, plan: _Plan, augment: dict, rows: tuple[int, int], coefficients: bool = False):
+    self.plan, self.seed, self.augment = plan, plan.seed, augment
+    self.rows, self.coefficients = rows, coefficients  # rows: (offset, global batch size)
 
   def __call__(self, batch: tuple[np.ndarray, dict]) -> tuple[int, dict]:
     steps, examples = batch
@@ -91,8 +91,10 @@ class _Augment:
       if self.coefficients:  # JPEG coefficients in `image`: the flip only, the pixel flip's draws
         examples["image"] = augment_coefficients(rng, examples["image"], **self.augment,
                                                  rows=self.rows)
-      else:
-        examples = augment_batch(rng, examples, self.augment, rows=self.rows)
+      else:  # the row numbers and epoch are for the alternating flip
+        examples = augment_batch(rng, examples, self.augment, rows=self.rows,
+                                 examples=(self.seed, self.plan.rows(step),
+                                           step // self.plan.steps_per_epoch))
     return step, examples
 
 
@@ -154,7 +156,7 @@ class StreamingBatches:
     ds = (grain.MapDataset.range(start * local, max(start, stop) * local)
           .map(_ReadExample(self.plan, self.source))
           .batch(local)
-          .map(_Augment(self.plan.seed, self.augment,
+          .map(_Augment(self.plan, self.augment,
                         (self.plan.process_index * local, self.plan.batch_size),
                         self.coefficients)))
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=self.read_threads,

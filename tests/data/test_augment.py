@@ -43,3 +43,32 @@ def test_random_resized_crop_is_deterministic_and_changes_images():
 def test_bad_scale():
   with pytest.raises(ValueError, match="min_scale"):
     augment.random_resized_crop(np.random.default_rng(0), np.zeros((1, 8, 8, 3), np.uint8), 1.5)
+
+
+def test_alternating_flip_mirrors_each_image_once_in_any_two_consecutive_epochs():
+  ids = np.arange(10_000)
+  coin = augment.example_coin(5, ids)
+  assert 0.48 < coin.mean() < 0.52  # a fair coin per example ...
+  np.testing.assert_array_equal(augment.example_coin(5, ids[::-1]), coin[::-1])  # ... of its row
+  assert 0.4 < (coin != augment.example_coin(6, ids)).mean() < 0.6  # another seed, other coins
+  flips = [augment.alternating_flips(5, ids, e) for e in range(3)]
+  np.testing.assert_array_equal(flips[0], coin)
+  assert (flips[0] != flips[1]).all() and (flips[0] == flips[2]).all()
+  images = np.arange(4 * 2 * 3 * 1).reshape(4, 2, 3, 1)
+  out = augment.augment_images(np.random.default_rng(0), images, alternating_flip=True,
+                               examples=(5, ids[:4], 1))
+  for i in range(4):
+    np.testing.assert_array_equal(out[i], images[i, :, ::-1] if flips[1][i] else images[i])
+  with pytest.raises(ValueError, match="set flip .* or alternating_flip, not both"):
+    augment.augment_images(np.random.default_rng(0), images, flip=True, alternating_flip=True)
+
+
+def test_reflected_translation_is_a_crop_of_the_reflected_image():
+  images = np.random.default_rng(1).integers(0, 256, (6, 5, 7, 3), dtype=np.uint8)
+  out = augment.random_crop_with_padding(np.random.default_rng(2), images, 2, reflect=True)
+  draw = np.random.default_rng(2)
+  dy, dx = draw.integers(0, 5, 6), draw.integers(0, 5, 6)
+  padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+  for i in range(6):
+    np.testing.assert_array_equal(out[i], padded[i, dy[i]:dy[i] + 5, dx[i]:dx[i] + 7])
+  assert padded[0, 0, 2, 0] == images[0, 2, 0, 0]  # the edge row is not repeated

@@ -23,6 +23,7 @@ from freqnoise.train import train_and_evaluate
 from tests.conftest import write_image_folder
 
 AUGMENT = dict(crop_padding=2, flip=True)
+ALTERNATING = dict(crop_padding=2, crop_reflect=True, alternating_flip=True)  # airbench's
 
 
 def dataset(n: int = 50) -> ArrayDataset:
@@ -41,7 +42,8 @@ def assert_same_batch(a: dict, b: dict) -> None:
 
 
 @pytest.mark.parametrize("order", ["shuffled", "sequential"])
-@pytest.mark.parametrize("augment", [None, AUGMENT], ids=["plain", "augmented"])
+@pytest.mark.parametrize("augment", [None, AUGMENT, ALTERNATING],
+                         ids=["plain", "augmented", "alternating"])
 @pytest.mark.parametrize("seed", [0, 3])
 def test_streaming_equals_in_memory_batches_across_epochs(seed, augment, order):
   ds = dataset()  # 50 rows, batch 8: 6 steps per epoch, 2 rows dropped; steps 0-13 = 3 epochs
