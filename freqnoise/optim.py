@@ -89,7 +89,8 @@ def build_schedule(cfg: ml_collections.ConfigDict, num_steps: int,
   elif name == "triangle":
     start, peak, end = cfg.get("triangle", (0.2, 0.23, 0.07))
     if not 0 < peak < 1:
-      raise ValueError(f"optimizer.triangle's peak is a fraction of the steps in (0, 1), got {peak}")
+      raise ValueError(f"optimizer.triangle's peak is a fraction of the steps in (0, 1), got "
+                       f"{peak}")
     knots = jnp.asarray([0, int(peak * rest), rest], jnp.float32)
     main = lambda count: lr * jnp.interp(count, knots, jnp.asarray([start, 1.0, end], jnp.float32))
   else:
@@ -196,8 +197,8 @@ def lookahead_average(opt: optax.GradientTransformation, every: int, start: int,
     sync = (t >= start) & (t % every == 0)
     rho = decay ** every * (t.astype(jnp.float32) / total_steps) ** power
     first = sync & (state.started == 0)
-    slow = jax.tree.map(lambda s, f: jnp.where(first, f, jnp.where(sync, s + (1 - rho) * (f - s), s)),
-                        state.slow, fast)
+    pull = lambda s, f: jnp.where(first, f, jnp.where(sync, s + (1 - rho) * (f - s), s))
+    slow = jax.tree.map(pull, state.slow, fast)
     started = state.started | sync.astype(jnp.int32)
     reset = (started == 1) & (sync | (t % steps_per_epoch == 0) | (t >= total_steps))
     new = jax.tree.map(lambda s, f: jnp.where(reset, s, f), slow, fast)

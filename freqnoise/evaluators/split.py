@@ -90,7 +90,8 @@ class SplitEvaluator:
     key = self.batch_key(index)
     logits = 0.0
     for v, (weight, x) in enumerate(augmented_views(batch[e.input_key], self.tta)):
-      out = e.predict(variables, x, noise=e.eval_noise, key=jax.random.fold_in(key, v) if v else key,
+      view_key = jax.random.fold_in(key, v) if v else key
+      out = e.predict(variables, x, noise=e.eval_noise, key=view_key,
                       program_key=self.program_key, carry=carry, mask=batch["mask"])
       view_logits, view_carry = out if carry is not None else (out, None)
       logits = logits + weight * view_logits

@@ -2,7 +2,7 @@
 GPU", arXiv 2404.00498), written here from the paper's description, every product analog.
 
     whiten: 2x2 conv (VALID, bias), 2*12 filters = ±(eigenvectors / sqrt(eigenvalue + eps)) of the
-            training images' 2x2x3 patch covariance; GELU            [B, 32, 32, 3] -> [B, 31, 31, 24]
+            training images' 2x2x3 patch covariance; GELU         [B, 32, 32, 3] -> [B, 31, 31, 24]
     group i (widths 64, 256, 256): 3x3 conv -> 2x2 max-pool -> BN -> GELU -> 3x3 conv -> BN -> GELU
                                                                       31 -> 15 -> 7 -> 3 pixels
     global max-pool (airbench's 3x3 max-pool on the 3x3 map) -> Dense(num_classes, no bias) * 1/9
@@ -46,7 +46,8 @@ def dirac_uniform(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> ja
   kh, kw, cin, cout = shape
   kernel = _TORCH_UNIFORM(key, shape, dtype)
   n = min(cin, cout)
-  identity = jnp.zeros((kh, kw, cin, n), dtype).at[kh // 2, kw // 2].set(jnp.eye(cin, n, dtype=dtype))
+  identity = jnp.zeros((kh, kw, cin, n), dtype).at[kh // 2, kw // 2].set(
+      jnp.eye(cin, n, dtype=dtype))
   return kernel.at[..., :n].set(identity)
 
 
