@@ -349,6 +349,27 @@ def test_noisy_inference_record_checks_the_runs_against_the_protocol(tmp_path, f
   assert not (fake_repo / "experiments").exists()
 
 
+def test_noisy_inference_summary_reads_the_folders_sweep_sh_makes(tmp_path, fake_repo, monkeypatch,
+                                                                  capsys):
+  """sweep.sh runs freqnoise.sweep, whose run folders are named by the config argument (snr=inf,
+  snr=0, ...); the summary reads them as it reads the older names (clean, snr0, ...)."""
+  from configs import noisy_cifar10, noisy_mnist
+  summarize = load("noisy_inference/summarize.py")
+  for run_name, arg in (("snr=inf", "snr=inf"), ("snr=0", "snr=0"), ("snr5", "snr=5")):
+    _run_folder(tmp_path / "mnist" / run_name, noisy_mnist.get_config(arg),
+                {"montecarlo.json": _mc_json([0.0, math.inf])})
+  run(summarize, monkeypatch, tmp_path / "mnist", "--name", "mnist")
+  labels = [line.split(",")[0][2:] for line in capsys.readouterr().out.splitlines()
+            if line.endswith("|") and ", 1 pass" in line]
+  assert labels == ["clean-trained", "trained at 5 dB", "trained at 0 dB"]
+  for run_name, arg in (("snr=inf", "snr=inf"), ("snr=0", "snr=0"), ("snr=5", "snr=5")):
+    _run_folder(tmp_path / "cifar" / run_name, noisy_cifar10.get_config(arg),
+                {"montecarlo.json": _mc_json([0.0, math.inf])})
+  with pytest.raises(SystemExit, match=r"(?s)--record refused.*\n  snr=inf/config.json "
+                                       r"evals.montecarlo.num_draws: 8 -> 4\n"):
+    run(summarize, monkeypatch, tmp_path / "cifar", "--name", "cifar10", "--record")
+
+
 # ----------------------------------------------------------------------------- nvm_lstm
 def test_nvm_scripts_write_results_only_with_record(tmp_path, fake_repo, monkeypatch, capsys):
   from configs import dni_seqmnist

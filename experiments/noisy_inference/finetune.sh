@@ -3,11 +3,13 @@
 # (the trainer resumes from the copied checkpoint at the clean run's last step, 9,360 of 10,296: a
 # count of epochs at or below the checkpoint's is an error, not a silent no-op; the cosine schedule is
 # that of 22 epochs, so the 2 extra epochs run at its small tail learning rate).
-# Usage (from the repository root, after sweep.sh has trained RUNS_DIR/mnist/clean):
+# Usage (from the repository root, after sweep.sh has trained RUNS_DIR/mnist/snr=inf, the clean run;
+# `clean` in sweeps made before freqnoise.sweep):
 #   experiments/noisy_inference/finetune.sh [RUNS_DIR]
 set -euo pipefail
 runs="${1:-/tmp/noisy}"
-src="$runs/mnist/clean"
+src="$runs/mnist/snr=inf"
+[ -d "$src" ] || [ ! -d "$runs/mnist/clean" ] || src="$runs/mnist/clean"
 dst="$runs/mnist/snr0_ft"
 [ -d "$src/checkpoints" ] || { echo "no clean run at $src" >&2; exit 2; }
 mkdir -p "$dst"

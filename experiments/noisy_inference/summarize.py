@@ -29,6 +29,16 @@ from freqnoise.robust import result_from_json  # noqa: E402
 
 LABELS = {"clean": "clean-trained", "snr10": "trained at 10 dB", "snr5": "trained at 5 dB",
           "snr0": "trained at 0 dB", "snr0_ft": "clean + 2 epochs at 0 dB"}
+# sweep.sh (freqnoise.sweep) names the run folders by the config argument; the names above are
+# those of the runs made before it, read when present.
+SWEEP_FOLDERS = {"clean": "snr=inf", "snr10": "snr=10", "snr5": "snr=5", "snr0": "snr=0"}
+
+
+def run_folder(folder: str, run: str) -> str:
+  """The folder of `run` (a LABELS key) in a sweep folder: the sweep's name unless only the older
+  one is present."""
+  old, new = (os.path.join(folder, name) for name in (run, SWEEP_FOLDERS.get(run, run)))
+  return old if os.path.isdir(old) and not os.path.isdir(new) else new
 PAPER = "noisy_inference"
 # The recorded protocol of each result name (the README's commands): its config file and, per run
 # folder, the config's argument and the overrides its command line gave. `mnist` (the figures of
@@ -45,7 +55,7 @@ PROTOCOLS = {
 def load_runs(folder: str) -> dict:
   runs = {}
   for name in LABELS:
-    path = os.path.join(folder, name, "montecarlo.json")
+    path = os.path.join(run_folder(folder, name), "montecarlo.json")
     if os.path.isfile(path):
       with open(path) as f:
         runs[LABELS[name]] = result_from_json(json.load(f))
@@ -63,7 +73,7 @@ def protocol_differences(name: str, folder: str) -> list[str]:
   get_config = importlib.import_module(f"configs.{module}").get_config
   differs = []
   for run in LABELS:
-    present = os.path.isfile(os.path.join(folder, run, "montecarlo.json"))
+    present = os.path.isfile(os.path.join(run_folder(folder, run), "montecarlo.json"))
     if present != (run in runs):
       differs.append(f"{run}/: {'a run' if present else 'no run'} here, "
                      f"{'one' if run in runs else 'none'} in the recorded protocol")
@@ -72,8 +82,9 @@ def protocol_differences(name: str, folder: str) -> list[str]:
       config = get_config(arg)
       for assignment in assignments:
         override(config, assignment)
-      differs += recording.config_differences(os.path.join(folder, run), config,
-                                              f"{run}/config.json")
+      path = run_folder(folder, run)
+      differs += recording.config_differences(path, config,
+                                              f"{os.path.basename(path)}/config.json")
   return differs
 
 
