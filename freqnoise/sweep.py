@@ -11,9 +11,10 @@ Values are split at commas outside brackets (`input.channels=[0,1,8],24` has two
 `--config.FIELD=V` flags apply to every cell. The cells are the product of the grids and the seeds;
 cell `ROOT/<name>` (e.g. `train_noise.snr_db=inf_seed=2`) runs `python -m freqnoise.main`, its
 output in `ROOT/logs/<name>.log`, one cell at a time or `--parallel N`. Before anything runs, every
-cell's config is built (a bad field or value is an error naming the cell) and compared with its
-workdir's: a cell finished under the same config is not run again; one trained under another is
-refused (freqnoise.workdir's rule); any other resumes from its checkpoint.
+cell's config is built and its evaluator blocks checked (a bad field or value is an error naming
+the cell) and compared with its workdir's: a cell finished under the same config is not run again;
+one trained under another is refused (freqnoise.workdir's rule); any other resumes from its
+checkpoint. Interrupted (Ctrl-C), the sweep stops its running cells; rerun it to resume them.
 Then `ROOT/summary.md` (also printed): per grid point the metric's mean over seeds, its 95% Student
 t interval, the values per seed and the mean train time; `ROOT/summary.png`: the metric against the
 first grid's values, one line per combination of the others. A failed cell is named with its log.
@@ -37,7 +38,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from freqnoise import sweep_summary, workdir as workdir_lib
+from freqnoise import evaluators, sweep_summary, workdir as workdir_lib
 
 MAIN = (sys.executable, "-m", "freqnoise.main")
 
@@ -138,6 +139,7 @@ def plan(cells: list[Cell]) -> list[Cell]:
   for cell in cells:
     try:
       config = load_config(cell.config_flags)
+      evaluators.check_config(config)  # (the trainer's other checks need devices: not here)
     except (flags.Error, ValueError, TypeError, KeyError, AttributeError) as e:
       lines = str(e).strip().splitlines()  # an error in get_config comes with its traceback
       raise ValueError(f"cell {cell.name}: {lines[-1] if 'Traceback' in str(e) else e}") from None

@@ -147,3 +147,12 @@ def test_a_real_cell_trains_through_freqnoise_main_and_is_then_finished(tmp_path
   assert "[1/1] run" in out and f"| 1 | {accuracy:.4f} | — | {accuracy:.4f} |" in out
   assert sweep.main(argv) == 0  # nothing to run now
   assert f"finished: {tmp_path / 'run'} (same config; not run again)" in capsys.readouterr().out
+
+
+def test_a_bad_evaluator_block_is_refused_before_anything_runs(tmp_path, capsys):
+  code = sweep.main([f"--config={REPO / 'configs' / 'noisy_mnist.py'}:tiny", "--grid",
+                     "evals.montecarlo.num_draws=4,2", "--root", str(tmp_path)], command=("false",))
+  assert code == 2 and not os.listdir(tmp_path)
+  assert capsys.readouterr().err == (
+      "error: cell evals.montecarlo.num_draws=2: config.evals.montecarlo (type montecarlo): "
+      "draws_per_chunk=4 must divide num_draws=2\n")
