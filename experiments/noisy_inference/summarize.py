@@ -39,6 +39,8 @@ def run_folder(folder: str, run: str) -> str:
   one is present."""
   old, new = (os.path.join(folder, name) for name in (run, SWEEP_FOLDERS.get(run, run)))
   return old if os.path.isdir(old) and not os.path.isdir(new) else new
+
+
 PAPER = "noisy_inference"
 # The recorded protocol of each result name (the README's commands): its config file and, per run
 # folder, the config's argument and the overrides its command line gave. `mnist` (the figures of
