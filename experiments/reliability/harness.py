@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -109,14 +110,16 @@ class Harness:
     return head + ([f"--workdir={workdir}"] if workdir is not None else []) + list(flags)
 
   def start(self, workdir, *flags, config=TINY, cwd=REPO, fault=None,
-            module="freqnoise.main") -> subprocess.Popen:
+            module="freqnoise.main", env=None) -> subprocess.Popen:
+    """The command as a subprocess; `env`: variables set for it (shown before the command)."""
     argv = self._argv(module, workdir, ([f"--config={config}"] if config else []) + list(flags),
                       fault)
     head = 2 if fault else 3  # python inject.py | python -m module
-    env = {**self.env, **({"FREQNOISE_FAULT": fault} if fault else {})}
-    p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    shown = ([f"FREQNOISE_FAULT={fault}", "inject.py"] if fault else [module]) + argv[head:]
+    env = {**(env or {}), **({"FREQNOISE_FAULT": fault} if fault else {})}
+    p = subprocess.Popen(argv, cwd=cwd, env={**self.env, **env}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    shown = ([f"{k}={v}" for k, v in env.items()] + (["inject.py"] if fault else [module])
+             + argv[head:])
     p.t0, p.shown = time.perf_counter(), self.short(" ".join(shown))
     return p
 
@@ -130,6 +133,33 @@ class Harness:
       rc = f"timeout {timeout:g} s"
     rc = "killed (-9)" if rc == -9 else rc
     return Proc(p.shown, rc, out, err, time.perf_counter() - p.t0, self.short)
+
+  def until(self, p: subprocess.Popen, pattern: str, timeout: float = 120) -> Proc:
+    """`p`'s output up to the first stdout line matching `pattern`, then `p` killed: for a case
+    whose evidence comes before a long training. rc 'stopped' when it was killed here."""
+    out, err, hit = [], [], threading.Event()
+
+    def read(stream, lines, watch):
+      for line in stream:
+        lines.append(line)
+        if watch and re.search(pattern, line):
+          hit.set()
+      if watch:
+        hit.set()  # ended without the line
+
+    readers = [threading.Thread(target=read, args=a, daemon=True)
+               for a in ((p.stdout, out, True), (p.stderr, err, False))]
+    for r in readers:
+      r.start()
+    hit.wait(timeout)
+    running = p.poll() is None
+    if running:
+      p.kill()
+    p.wait()
+    for r in readers:
+      r.join()
+    return Proc(p.shown, "stopped" if running else p.returncode, "".join(out), "".join(err),
+                time.perf_counter() - p.t0, self.short)
 
   def train(self, workdir, *flags, timeout=300, **kw) -> Proc:
     return self.wait(self.start(workdir, *flags, **kw), timeout)

@@ -28,6 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import cases as case_table  # noqa: E402
+import data_cases  # noqa: E402,F401  (adds issue 25's bad data and settings to the table)
 from harness import KILL, REPO, TINY, Harness  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "faults.json")
