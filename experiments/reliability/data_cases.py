@@ -2,7 +2,9 @@
 folders and COCO files that used to train on nothing or fail with a bare KeyError, a transfer set
 crafted on other data, a DCT image size off its block, ε outside [0, 1], a short run below the
 warm-up, a malformed DCT channel list and a bad cache bound. Each is refused (or, for the short
-run and the label without an image, handled and said) before any training step.
+run and the label without an image, handled and said) before any training step. Then the other
+user paths issue 25 fixed where a user's input could lose or fake results: an evaluation output
+named again, a second bare evaluate, `--record` under changed settings, a misspelt sweep field.
 
 Detection cases run `configs/maskrcnn_coco.py:tiny` on a folder the case writes (5 images of
 64x48 pixels, one rectangle each); training it takes minutes on a loaded CPU, so the case where
@@ -19,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from cases import MNIST, NOTHING_WRITTEN, _fresh_error, case, outcome, skip
+from harness import REPO
 
 MASKRCNN = "configs/maskrcnn_coco.py:tiny"
 FREQ = "configs/freq_cifar10.py:variant=dct24,tiny"
@@ -201,3 +204,61 @@ def _(h):
                      ("names FREQNOISE_CACHE_MAX_GB", "FREQNOISE_CACHE_MAX_GB" in p.block()),
                      ("no cache written", not os.path.exists(h.path("cache"))
                       or not os.listdir(h.path("cache")))])
+
+
+# ----------------------------------------------------------------------------- evaluate, record
+@case("evaluate_output_exists_named", "evaluate", "--config.evals.montecarlo.output= naming an "
+      "existing file: refused before any computation, naming it and --overwrite; exit != 0; run "
+      "folder unchanged")
+def _(h):
+  wd = h.copy_of("base")
+  with open(os.path.join(wd, "montecarlo.json"), "w") as f:
+    f.write('{"an": "earlier evaluation"}\n')
+  before = h.snapshot(wd)
+  p = h.evaluate(wd, "--num_draws=2", "--snrs_db=0,inf",
+                 "--config.evals.montecarlo.output=montecarlo.json")
+  lost = h.changes(before, h.snapshot(wd))
+  return outcome(p, [("exit != 0", p.rc != 0), ("names montecarlo.json", "montecarlo.json exists"
+                                                in p.block()),
+                     ("names --overwrite", "--overwrite" in p.block()),
+                     ("run folder unchanged", lost == "nothing")], lost=lost)
+
+
+@case("evaluate_bare_workdir_again", "evaluate", "a bare --workdir on a clean run that was "
+      "evaluated before: the default SNR grid with a note, its table, and montecarlo-2.json "
+      "beside the earlier montecarlo.json (unchanged); exit 0")
+def _(h):
+  wd = h.copy_of("base")
+  with open(os.path.join(wd, "montecarlo.json"), "w") as f:
+    f.write('{"an": "earlier evaluation"}\n')
+  before = h.snapshot(wd)
+  p = h.evaluate(wd, "--num_draws=2")
+  lost = h.changes(before, h.snapshot(wd))
+  return outcome(p, [("exit 0", p.rc == 0), ("table printed", "checkpoint step 20" in p.out),
+                     ("only montecarlo-2.json added", lost == "added: montecarlo-2.json")],
+                 lost=lost, key="written:")
+
+
+@case("record_with_changed_settings", "other", "experiments/maskrcnn/run.py --record with --set "
+      "num_steps=2: refused naming the setting before any work; its results/ unchanged")
+def _(h):
+  results = os.path.join(REPO, "experiments", "maskrcnn", "results")
+  before = h.snapshot(results)
+  runs = h.path("runs")
+  p = h.train(None, "--record", "--set", "num_steps=2", f"--workroot={runs}", config=None,
+              module="experiments/maskrcnn/run.py")
+  lost = h.changes(before, h.snapshot(results))
+  return outcome(p, [("exit != 0", p.rc != 0), ("says refused", "--record refused" in p.err),
+                     ("names num_steps=2", "num_steps=2" in p.err),
+                     ("results unchanged, nothing run", lost == "nothing"
+                      and not os.path.exists(runs))], lost=lost, key="--record refused")
+
+
+@case("sweep_unknown_grid_field", "other", "python -m freqnoise.sweep with a misspelt --grid "
+      "field: error names the cell and the field before any cell runs; the root not created")
+def _(h):
+  root = h.path("sweep")
+  p = h.train(None, "--grid", "optimizer.learning_rat=0.1,0.2", f"--root={root}",
+              module="freqnoise.sweep")
+  return outcome(p, [("exit != 0", p.rc != 0), ("names the field", "learning_rat" in p.block()),
+                     ("nothing written", not os.path.exists(root))])

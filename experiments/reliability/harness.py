@@ -106,6 +106,7 @@ class Harness:
   # --------------------------------------------------------------------------- commands
   def _argv(self, module: str, workdir: str | None, flags, fault: str | None) -> list[str]:
     head = ([sys.executable, os.path.join(HERE, "inject.py")] if fault
+            else [sys.executable, module] if module.endswith(".py")  # a script of the repository
             else [sys.executable, "-m", module])
     return head + ([f"--workdir={workdir}"] if workdir is not None else []) + list(flags)
 
@@ -114,11 +115,12 @@ class Harness:
     """The command as a subprocess; `env`: variables set for it (shown before the command)."""
     argv = self._argv(module, workdir, ([f"--config={config}"] if config else []) + list(flags),
                       fault)
-    head = 2 if fault else 3  # python inject.py | python -m module
+    head = 2 if fault or module.endswith(".py") else 3  # python X.py | python -m module
     env = {**(env or {}), **({"FREQNOISE_FAULT": fault} if fault else {})}
     p = subprocess.Popen(argv, cwd=cwd, env={**self.env, **env}, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    shown = ([f"{k}={v}" for k, v in env.items()] + (["inject.py"] if fault else [module])
+    shown = ([f"{k}={v}" for k, v in env.items()]
+             + (["inject.py"] if fault else [f"python {module}" if head == 2 else module])
              + argv[head:])
     p.t0, p.shown = time.perf_counter(), self.short(" ".join(shown))
     return p
