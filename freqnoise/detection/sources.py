@@ -7,8 +7,10 @@ dispatch here without the data package importing detection:
   cocojson:DIR   the COCO 2017 layout: `DIR/annotations/instances_SPLIT.json`, `DIR/SPLIT/*.jpg`
 
 `config.data.train_split` / `test_split` name the splits (folders); `train_range` / `test_range`
-= (start, stop) slice each split's images in file-name order (stop 0 = to the end), so one folder
-can give a train and a held-out part (coco128: (0, 96) and (96, 128)). `image_size` (the padded
+= (start, stop) slice each split's images in file-name order (stop 0 = to the end; YOLO-seg
+counts a label file whose image is missing as a place, so nothing shifts: annotations.py), so one
+folder can give a train and a held-out part (coco128: (0, 96) and (96, 128)). A slice without a
+single instance is an error. `image_size` (the padded
 square side, a multiple of 64), `max_instances` and `mask_size` shape the batch
 (`freqnoise.detection.coco_data`). `splits.meta` carries `coco_gt` per split (the pycocotools
 ground truth at the original resolution), `class_names` and `category_ids`.
