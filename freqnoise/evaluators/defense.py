@@ -32,10 +32,10 @@ from freqnoise import adversarial, rng
 from freqnoise.data.dataset import sample_indices
 from freqnoise.evaluators.montecarlo import (NoisyPredict, check_count, check_split,
                                              deterministic_at_inf, noise_summary, planned_devices,
-                                             snr_grid, write_json)
+                                             snr_grid, stack_rows, write_json)
 from freqnoise.evaluators.registry import register
 from freqnoise.robust.attacks import experiment_logits_fn
-from freqnoise.robust.montecarlo import MCResult, mc_accuracy, result_to_json
+from freqnoise.robust.montecarlo import mc_accuracy, result_to_json
 from freqnoise.workdir import fingerprint
 
 _ATTACK = {k: adversarial.DEFAULTS[k] for k in adversarial.ATTACK_FIELDS}
@@ -176,7 +176,7 @@ def defense(experiment, state, key, settings: dict) -> dict[str, float]:
       x_adv = _craft_against(experiment, state, noise, images, labels, settings,
                              rng.named_key(key, f"attack/{i}"), f"white-box PGD at {snr} dB")
       rows.append(run(x_adv, labels, [snr], key))
-    attacked = _stack(rows)
+    attacked = stack_rows(rows)
   else:
     x_adv, labels, indices, provenance = adversarial.load_set(settings["source"])
     images = _matching_clean(experiment, x_adv, labels, indices, provenance, settings["source"])
@@ -188,12 +188,6 @@ def defense(experiment, state, key, settings: dict) -> dict[str, float]:
         "adversarial": result_to_json(attacked),
         "clean": result_to_json(clean)})
   return {**attacked.metrics(prefix=""), **clean.metrics(prefix="clean")}
-
-
-def _stack(rows: list[MCResult]) -> MCResult:
-  cat = lambda name: np.concatenate([getattr(r, name) for r in rows])
-  return MCResult(snrs_db=cat("snrs_db"), accuracy=cat("accuracy"), majority=cat("majority"),
-                  mean_prob=cat("mean_prob"), num_examples=rows[0].num_examples)
 
 
 def _matching_clean(experiment, x_adv, labels, indices, provenance, path) -> np.ndarray:
