@@ -4,7 +4,8 @@ crafted on other data, a DCT image size off its block, ε outside [0, 1], a shor
 warm-up, a malformed DCT channel list and a bad cache bound. Each is refused (or, for the short
 run and the label without an image, handled and said) before any training step. Then the other
 user paths issue 25 fixed where a user's input could lose or fake results: an evaluation output
-named again, a second bare evaluate, `--record` under changed settings, a misspelt sweep field.
+named again, a second bare evaluate, a language model and a detector evaluated as they are,
+`--record` under changed settings, a misspelt sweep field.
 
 Detection cases run `configs/maskrcnn_coco.py:tiny` on a folder the case writes (5 images of
 64x48 pixels, one rectangle each); training it takes minutes on a loaded CPU, so the case where
@@ -237,6 +238,67 @@ def _(h):
   return outcome(p, [("exit 0", p.rc == 0), ("table printed", "checkpoint step 20" in p.out),
                      ("only montecarlo-2.json added", lost == "added: montecarlo-2.json")],
                  lost=lost, key="written:")
+
+
+@case("evaluate_language_model", "evaluate", "a bare --workdir on a PTB LSTM run "
+      "(configs/dni_ptb.py:tiny, state carried across batches, trained clean): mc_perplexity on the "
+      "default SNR grid with a note, a progress line with ETA per SNR, a table whose noiseless row is "
+      "the run's test perplexity; exit 0")
+def _(h):
+  corpus = h.path("ptb")
+  os.makedirs(corpus)
+  words = np.array("the cat sat on the mat and the dog sat on the log".split())
+  gen = np.random.default_rng(0)
+  for name, n in (("train", 60), ("valid", 10), ("test", 10)):
+    with open(os.path.join(corpus, f"ptb.{name}.txt"), "w") as f:
+      f.writelines(" " + " ".join(gen.choice(words, 5)) + " \n" for _ in range(n))
+  wd = h.path("run")
+  trained = h.train(wd, f"--config.data.source=ptb:{corpus}", config="configs/dni_ptb.py:tiny")
+  if trained.rc != 0:
+    return outcome(trained, [("the run trains", False)])
+  before = h.snapshot(wd)
+  p = h.evaluate(wd, "--num_draws=2")
+  lost = h.changes(before, h.snapshot(wd))
+  with open(os.path.join(wd, "final_metrics.json")) as f:
+    perplexity = json.load(f)["test_perplexity"]
+  rows = [line.split() for line in p.out.splitlines()]
+  return outcome(p, [("exit 0", p.rc == 0),
+                     ("mc_perplexity chosen", "evaluator mc_perplexity" in p.out),
+                     ("default grid said", "evaluating at -5,0,5,10,20,inf dB" in p.out),
+                     ("6 progress lines with ETA", sum(line.startswith("draw ") and " | ETA " in line
+                                                      for line in p.out.splitlines()) == 6),
+                     ("noiseless row = the run's test perplexity",
+                      ["inf", f"{perplexity:.4f}", "0.0000"] in rows),
+                     ("only mc_perplexity.json added", lost == "added: mc_perplexity.json")],
+                 lost=lost, key="written:",
+                 cmd=f"{trained.cmd}; then {p.cmd}")
+
+
+@case("evaluate_detector", "evaluate", "--eval=coco on a Mask R-CNN run (configs/maskrcnn_coco.py:"
+      "tiny): scored, box and mask AP as a table equal to the end of training's coco/ numbers, the "
+      "picture written beside the run's own (detections_test-2.png); exit 0")
+def _(h):
+  wd = h.path("run")
+  trained = h.train(wd, f"--config.data.source=yolo-seg:{_yolo(h.path('shapes'))}",
+                    config=MASKRCNN, timeout=900)
+  if trained.rc != 0:
+    return outcome(trained, [("the run trains", False)])
+  before = h.snapshot(wd)
+  p = h.evaluate(wd, "--eval=coco", timeout=900)
+  lost = h.changes(before, h.snapshot(wd))
+  with open(os.path.join(wd, "final_metrics.json")) as f:
+    final = json.load(f)
+  cells = {line.split()[0]: line.split()[1] for line in p.out.splitlines()
+           if line.split()[:1] in (["box"], ["mask"])}
+  number = lambda v: "nan" if v is None else f"{v:.4f}"
+  return outcome(p, [("exit 0", p.rc == 0),
+                     ("box and mask AP rows", set(cells) == {"box", "mask"}),
+                     ("AP = the end of training's", cells == {
+                         "box": number(final["coco/box_AP"]),
+                         "mask": number(final["coco/mask_AP"])}),
+                     ("only detections_test-2.png added", lost == "added: detections_test-2.png")],
+                 lost=lost, key="checkpoint step",
+                 cmd=f"{trained.cmd}; then {p.cmd}")
 
 
 @case("record_with_changed_settings", "other", "experiments/maskrcnn/run.py --record with --set "
