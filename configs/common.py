@@ -10,7 +10,7 @@ import os
 import ml_collections
 
 from freqnoise import adversarial
-from freqnoise.analog import product_quant
+from freqnoise.analog import pcm, product_quant
 from freqnoise.cli import dct_channels_field
 
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
@@ -91,7 +91,11 @@ def noise_block() -> ml_collections.ConfigDict:
   n.power = "per_example"       # signal power P over a product's units per example | per_unit
   n.layers = "all"              # analog products: all | all_but_first | all_but_last | all_but_first_last
   n.weight_noise = "none"       # none | additive (sigma*max|W|*eps) | multiplicative (W*(1+sigma*eps))
+                                # | pcm (aihwkit's PCM programming noise and drift, per tile)
   n.weight_sigma = 0.0          # weight-noise level sigma_w
+  n.t_inference = 0.0           # pcm: seconds after programming (drift and 1/f read noise)
+  # pcm: aihwkit's PCMLikeNoiseModel + GlobalDriftCompensation (freqnoise.analog.pcm.DEFAULTS)
+  n.pcm = ml_collections.ConfigDict(pcm.DEFAULTS)
   n.snr_db_range = ml_collections.config_dict.placeholder(tuple)  # (lo, hi): SNR ~ U per step
   n.power_gradient = False      # let the gradient see P (see NoiseConfig.power_gradient)
   return n

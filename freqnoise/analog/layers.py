@@ -13,9 +13,11 @@ rounding). Keys come only from the `noise` and `program` RNG streams (see
 `freqnoise.analog.product`).
 
 Converters: `quant` (a `ProductQuant`, what models thread from `config.quant`) builds the layer's
-own `Quantizer` submodules under `<layer>/analog/{dac,weight,adc}`. `input_quantizer` (DAC) and
-`output_quantizer` (ADC) take any other callable or Linen module mapping an array to an array of
-the same shape (not together with the same converter of `quant`); None is the identity.
+own `Quantizer` submodules under `<layer>/analog/{dac,weight,adc}`; with aihwkit's periphery
+(`quant.periphery`) the product runs on aihwkit's tiles, a convolution unfolded into patches.
+`input_quantizer` (DAC) and `output_quantizer` (ADC) take any other callable or Linen module
+mapping an array to an array of the same shape (not together with the same converter of `quant`);
+None is the identity.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import freqnoise.analog.conv_op as conv_op
 from freqnoise.analog.noise import NoiseConfig
 from freqnoise.analog.product import LAYOUTS, analog_product, module_rng, vector_axes
 from freqnoise.analog.product_quant import ProductQuant
+from freqnoise.analog.quant import stateless_quantizer
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 
@@ -59,6 +62,16 @@ class AnalogProduct(nn.Module):
     if self.layout not in LAYOUTS:
       raise ValueError(f"AnalogProduct.layout must be one of {LAYOUTS}, got {self.layout!r}")
     quant = self.quant or ProductQuant()
+    periphery = quant.periphery
+    if periphery is not None and (self.input_quantizer is not None
+                                  or self.output_quantizer is not None):
+      raise ValueError("input_quantizer/output_quantizer cannot be combined with aihwkit's tile "
+                       "periphery (quant.periphery)")
+    if periphery is not None and (self.layout == "dense" or periphery.conv_alpha == "patch"):
+      return self._on_tiles(quant, lhs, rhs, args, kwargs)
+    if periphery is not None and (quant.dac is None or quant.adc is None):
+      raise ValueError("config.quant.aihwkit.conv_alpha='example' (freqnoise's per-example α, "
+                       "without tiles) needs inp_res > 0 and out_res > 0")
     dac, weight, adc = quant.converters("dac", "weight", "adc", layout=self.layout)
     for mine, given, name in ((dac, self.input_quantizer, "input_quantizer"),
                               (adc, self.output_quantizer, "output_quantizer")):
@@ -72,6 +85,41 @@ class AnalogProduct(nn.Module):
                           adc=self.output_quantizer if adc is None else adc,
                           adc_noise=quant.adc_noise,
                           scale_axes=axes, op_args=args, op_kwargs=kwargs)
+
+  def _on_tiles(self, quant: ProductQuant, lhs, rhs, args, kwargs) -> jax.Array:
+    """The product on aihwkit's tiles: a dense lhs [..., F] as it is, a convolution unfolded into
+    patches [N, H', W', C·kh·kw] (torch's (C, kh, kw) order, the kernel likewise) so that α, the
+    tiles and bound management act per patch, as aihwkit's `AnalogConv2d` does."""
+    (weight,) = quant.converters("weight", layout=self.layout)
+    dac, adc = (None if c is None else stateless_quantizer(c) for c in (quant.dac, quant.adc))
+    if self.layout == "conv":
+      lhs, rhs = _patches(lhs, rhs, *args, **kwargs)
+    else:  # nn.Dense calls lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ()))); jnp.dot(x, w)
+      dims = args[0] if args else kwargs.get("dimension_numbers")
+      if rhs.ndim != 2 or dims not in (None, (((lhs.ndim - 1,), (0,)), ((), ()))):
+        raise ValueError("aihwkit's tiles take a dense product x [..., F] · w [F, O], got "
+                         f"w {rhs.shape} and dimension numbers {dims}")
+    y = analog_product(None, lhs, rhs, self.noise, module_rng(self), dac=dac,
+                       weight_quantizer=weight, adc=adc,
+                       scale_axes=(lhs.ndim - 1,) if quant.scale_inputs else None,
+                       periphery=quant.periphery)
+    return y
+
+
+def _patches(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+             dimension_numbers=None, feature_group_count=1, batch_group_count=1, precision=None,
+             preferred_element_type=None):
+  """(patches [N, H', W', C·kh·kw], kernel [C·kh·kw, O]) of an NHWC / HWIO convolution."""
+  if feature_group_count != 1 or batch_group_count != 1:
+    raise ValueError("aihwkit's convolutions have one group: a grouped (e.g. depthwise) "
+                     "convolution needs config.quant.aihwkit.conv_alpha='example'")
+  dims = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  if dims != lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC")):
+    raise ValueError(f"aihwkit's per-patch convolution expects NHWC / HWIO, got {dims}")
+  patches = lax.conv_general_dilated_patches(
+      lhs, rhs.shape[:2], window_strides, padding, lhs_dilation, rhs_dilation,
+      ("NHWC", "HWIO", "NHWC"), precision)
+  return patches, rhs.transpose(2, 0, 1, 3).reshape(-1, rhs.shape[-1])
 
 
 def _analog_hook(module, op, layout: str) -> Any:

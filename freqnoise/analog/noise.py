@@ -21,9 +21,11 @@ import jax.numpy as jnp
 import ml_collections
 
 import freqnoise.analog.gaussian as gaussian
+from freqnoise.analog.pcm import DEFAULTS as PCM_DEFAULTS
+from freqnoise.analog.pcm import PcmConfig, pcm_from_config
 
 KINDS = ("output", "none")
-WEIGHT_NOISES = ("none", "additive", "multiplicative")
+WEIGHT_NOISES = ("none", "additive", "multiplicative", "pcm")
 POWERS = ("per_example", "per_unit")
 WEIGHT_DRAWS = ("programming", "read")
 LAYER_SETS = ("all", "all_but_first", "all_but_last", "all_but_first_last")
@@ -31,14 +33,18 @@ LAYER_SETS = ("all", "all_but_first", "all_but_last", "all_but_first_last")
 
 @flax.struct.dataclass
 class NoiseConfig:
-  """What noise an analog layer adds. A pytree: `snr_db` and `weight_sigma` are leaves (traceable,
-  vmappable), everything else is static.
+  """What noise an analog layer adds. A pytree: `snr_db`, `weight_sigma` and `t_inference` are
+  leaves (traceable, vmappable), everything else is static.
 
   Attributes:
     snr_db: output SNR in dB of each analog product; +inf turns output noise off.
     weight_sigma: weight-noise level (relative to max|W| for 'additive', to W for 'multiplicative').
     kind: 'output' (additive Gaussian output noise set by `snr_db`) or 'none'.
-    weight_noise: 'none', 'additive' (W + σ_w·max|W|·ε) or 'multiplicative' (W·(1 + σ_w·ε)).
+    weight_noise: 'none', 'additive' (W + σ_w·max|W|·ε), 'multiplicative' (W·(1 + σ_w·ε)) or
+      'pcm': aihwkit's PCM programming noise, drift to `t_inference` and 1/f read noise, per tile,
+      with global drift compensation (`pcm`; freqnoise.analog.pcm). σ_w is not used by 'pcm'.
+    t_inference: seconds after programming ('pcm'); a leaf, so a Monte Carlo grid sweeps it.
+    pcm: the `PcmConfig` of 'pcm' (None otherwise).
     weight_draw: 'programming' (default): one realisation of W̃ per model instance — per Monte
       Carlo draw, per evaluation pass, per training step — fixed over batches and time steps, as
       the conductance errors of a programmed chip; 'read': fresh at every product call (aihwkit's
@@ -72,6 +78,8 @@ class NoiseConfig:
   power_gradient: bool = flax.struct.field(pytree_node=False, default=False)
   weight_draw: str = flax.struct.field(pytree_node=False, default="programming")
   valid: Any = None
+  t_inference: Any = 0.0
+  pcm: PcmConfig | None = flax.struct.field(pytree_node=False, default=None)
 
   def __post_init__(self):
     _check_choice("kind", self.kind, KINDS)
@@ -83,6 +91,11 @@ class NoiseConfig:
       raise TypeError(f"noise power_gradient must be True or False, got {self.power_gradient!r}")
     _check_number("snr_db", self.snr_db, allow_inf=True)
     _check_number("weight_sigma", self.weight_sigma, allow_inf=False, nonnegative=True)
+    _check_number("t_inference", self.t_inference, allow_inf=False, nonnegative=True)
+    if self.weight_noise == "pcm" and self.pcm is None:
+      object.__setattr__(self, "pcm", PcmConfig())
+    if self.pcm is not None and not isinstance(self.pcm, PcmConfig):
+      raise TypeError(f"noise pcm must be a PcmConfig or None, got {self.pcm!r}")
     if self.snr_db_range is not None:
       if len(self.snr_db_range) != 2:
         raise ValueError(f"snr_db_range must be (lo, hi) in dB, got {self.snr_db_range!r}")
@@ -98,8 +111,9 @@ class NoiseConfig:
     """True when this config can be seen to add no noise without tracing anything."""
     output_off = self.kind == "none" or (_is_python_number(self.snr_db) and self.snr_db == math.inf
                                          and self.snr_db_range is None)
-    weight_off = self.weight_noise == "none" or (_is_python_number(self.weight_sigma)
-                                                 and self.weight_sigma == 0)
+    weight_off = self.weight_noise == "none" or (
+        self.weight_noise != "pcm" and _is_python_number(self.weight_sigma)
+        and self.weight_sigma == 0)
     return output_off and weight_off
 
 
@@ -146,7 +160,14 @@ def noise_from_config(cfg: ml_collections.ConfigDict | dict | None, *,
   unknown = sorted(set(fields) - known)
   if unknown:
     raise ValueError(f"unknown noise config field(s) {unknown}; known: {sorted(known)}")
-  for name in ("snr_db", "weight_sigma"):
+  pcm_fields = {**PCM_DEFAULTS, **dict(fields.pop("pcm", None) or {})}
+  if fields.get("weight_noise") == "pcm":
+    fields["pcm"] = pcm_from_config(pcm_fields)
+  elif pcm_fields != PCM_DEFAULTS or fields.get("t_inference", 0.0) != 0.0:
+    changed = sorted(k for k in pcm_fields if pcm_fields[k] != PCM_DEFAULTS.get(k))
+    raise ValueError(f"noise {'pcm.' + changed[0] if changed else 't_inference'} is used only "
+                     "with weight_noise='pcm'")
+  for name in ("snr_db", "weight_sigma", "t_inference"):
     if name in fields and isinstance(fields[name], (str, bytes)):
       raise TypeError(f"noise {name} must be a number, got the string {fields[name]!r} "
                       "(write inf as float('inf'))")

@@ -19,10 +19,15 @@ axis; a convolution ('conv': x [N, ..., C]) takes each example whole.
 kernel [..., G·H], block k = product k. Per-example power P is then the mean square over each
 block's own H units, and additive weight noise scales with each block's own max|W|.
 
+With a `Periphery` (aihwkit's tiles, bound management, clip-only converters, zero vectors:
+freqnoise.analog.tiles) the product after Q_w and weight noise runs on aihwkit's tiles; PCM weight
+noise (`NoiseConfig.weight_noise = 'pcm'`, freqnoise.analog.pcm) acts per tile there, or on the
+whole kernel of a product without one.
+
 Keys come from `rng(stream)`, a `make_rng`-like callable:
-* weight noise: stream 'program' for programming noise (one realisation of W̃ per model instance:
-  the caller keeps that stream's key fixed over batches and time steps), 'noise' for read noise
-  (fresh at every product call) — `NoiseConfig.weight_draw`;
+* weight noise (PCM included): stream 'program' for programming noise (one realisation of W̃
+  per model instance: the caller keeps that stream's key fixed over batches and time steps),
+  'noise' for read noise (fresh at every product call) — `NoiseConfig.weight_draw`;
 * output noise and ADC noise: stream 'noise' (fresh at every call).
 """
 
@@ -36,7 +41,9 @@ import jax.numpy as jnp
 
 from freqnoise.analog.noise import (NoiseConfig, add_noise, output_noise_variance, perturb_weights,
                                     standard_normal)
+from freqnoise.analog.pcm import pcm_weights
 from freqnoise.analog.quant import to_channels
+from freqnoise.analog.tiles import Periphery, TileSpec, tiled_product
 
 Quantizer = Callable[..., jax.Array] | None
 RngFn = Callable[[str], jax.Array]
@@ -82,8 +89,9 @@ def module_rng(module) -> RngFn:
 
 
 def noisy_weights(rng: RngFn, w: jax.Array, noise: NoiseConfig, groups: int = 1) -> jax.Array:
-  """W̃ of `groups` side-by-side products (blocks of the last axis), per `noise.weight_draw`."""
-  if noise.weight_noise == "none":
+  """W̃ of `groups` side-by-side products (blocks of the last axis), per `noise.weight_draw`
+  (PCM: `analog_product` and the tiles apply it, per tile)."""
+  if noise.weight_noise in ("none", "pcm"):
     return w
   key = rng("program" if noise.weight_draw == "programming" else "noise")
   if groups == 1:
@@ -99,7 +107,7 @@ def analog_product(op: Callable[..., jax.Array], x: jax.Array, w: jax.Array,
                    dac: Quantizer = None, weight_quantizer: Quantizer = None, adc: Quantizer = None,
                    adc_noise: AdcNoise | None = None, scale_axes: tuple[int, ...] | None = None,
                    defer_output_noise: bool = False, op_args: tuple = (),
-                   op_kwargs: dict | None = None):
+                   op_kwargs: dict | None = None, periphery: Periphery | None = None):
   """ADC(DAC(x) · W̃ + n + e) with `op(DAC(x), W̃, *op_args, **op_kwargs)` the noiseless product.
 
   Args:
@@ -117,7 +125,16 @@ def analog_product(op: Callable[..., jax.Array], x: jax.Array, w: jax.Array,
       input vector: `vector_axes(layout, x.ndim)`); None = off.
     defer_output_noise: return `(y, variance)` without output noise (or ADC), so a caller that
       only sums several products can add one draw of the summed variance (same distribution).
+    periphery: aihwkit's tile periphery (freqnoise.analog.tiles): the product must then be x
+      [..., F] · w [F, O] (`op` is not called), `scale_axes` None or the last axis (noise
+      management), `dac`/`adc` stateless or None (None: clipped at the periphery's bounds) and
+      `adc_noise` None (the periphery's out_noise is the output noise).
   """
+  if periphery is not None:
+    return _peripheral_product(x, w, noise, rng, groups=groups, dac=dac,
+                               weight_quantizer=weight_quantizer, adc=adc, adc_noise=adc_noise,
+                               scale_axes=scale_axes, defer=defer_output_noise,
+                               periphery=periphery)
   noisy = is_noisy(noise)
   adc_noisy = adc_noise is not None and adc_noise.lsb != 0
   if (noisy or adc_noisy) and rng is None:
@@ -141,7 +158,13 @@ def analog_product(op: Callable[..., jax.Array], x: jax.Array, w: jax.Array,
     w = weight_quantizer(w)
   if noisy:
     w = noisy_weights(rng, w, noise, groups)
+  gain = None
+  if noisy and noise.weight_noise == "pcm":  # one tile, read without a periphery: a = mean|W|
+    w, gain = pcm_weights(_weight_key(rng, noise), w, noise.t_inference, noise.pcm,
+                          lambda weights, _: weights)
   y = op(x, w, *op_args, **(op_kwargs or {}))
+  if gain is not None:
+    y = y * gain
   # A static +inf SNR (weight noise only) draws no output noise at all.
   output_noise = noisy and noise.kind == "output" and not (
       isinstance(noise.snr_db, (int, float)) and noise.snr_db == math.inf)
@@ -168,3 +191,52 @@ def _noisy_adc(adc, y: jax.Array, adc_noise: AdcNoise, key: jax.Array) -> jax.Ar
   e = (adc_noise.lsb * step * standard_normal(key, y.shape)).astype(y.dtype)
   return adc(y + e, grid=grid) if adc_noise.position == "before" else adc(y, grid=grid) + e
 
+
+
+def _weight_key(rng: RngFn, noise: NoiseConfig) -> jax.Array:
+  return rng("program" if noise.weight_draw == "programming" else "noise")
+
+
+def _peripheral_product(x, w, noise, rng, *, groups, dac, weight_quantizer, adc, adc_noise,
+                        scale_axes, defer, periphery: Periphery):
+  """`analog_product` on aihwkit's tiles (see its `periphery` argument)."""
+  if defer:
+    raise ValueError("output noise cannot be deferred for a product on aihwkit's tiles")
+  if adc_noise is not None and adc_noise.lsb:
+    raise ValueError("a product on aihwkit's tiles takes its output noise from the periphery's "
+                     "out_noise, not adc_noise")
+  if scale_axes is not None and tuple(a % x.ndim for a in scale_axes) != (x.ndim - 1,):
+    raise ValueError(f"aihwkit's noise management scales each input vector (the last axis); got "
+                     f"scale_axes={scale_axes} for a {x.ndim}-d input")
+  if w.ndim != 2 or x.shape[-1] != w.shape[0]:
+    raise ValueError(f"a product on aihwkit's tiles is x [..., F] · w [F, O]; got x {x.shape}, "
+                     f"w {w.shape}")
+  noisy = is_noisy(noise)
+  if noisy and rng is None:
+    raise ValueError("a noisy analog product needs keys (rng) from the 'noise'/'program' streams")
+  if weight_quantizer is not None:
+    w = weight_quantizer(w)
+  if noisy:
+    w = noisy_weights(rng, w, noise, groups)
+  output_noise = noisy and noise.kind == "output" and not (
+      isinstance(noise.snr_db, (int, float)) and noise.snr_db == math.inf)
+  spec = TileSpec(periphery, dac=dac, adc=adc, noise_management=scale_axes is not None,
+                  groups=groups)
+  tile_noise = noise if output_noise else None
+  key = rng("noise") if (output_noise or periphery.out_noise) else None
+  of_tile = None
+  if noisy and noise.weight_noise == "pcm":
+    pcm_key = _weight_key(rng, noise)
+
+    def of_tile(w_tile, index, forward):
+      tile_key = jax.random.fold_in(pcm_key, index)
+      # the readouts' output noise is part of the chip: drawn from the programming key
+      readout = lambda weights, k: forward(jnp.eye(weights.shape[0], dtype=weights.dtype),
+                                           weights, k)
+      return pcm_weights(tile_key, w_tile, noise.t_inference, noise.pcm, readout)
+
+  if spec.groups > 1 and tile_noise is not None and periphery.max_output_size and (
+      w.shape[1] > periphery.max_output_size):
+    raise ValueError("SNR output noise of side-by-side products (groups) needs all outputs on "
+                     "one tile: set max_output_size >= the product's outputs (or 0)")
+  return tiled_product(spec, x, w, key, tile_noise, of_tile)

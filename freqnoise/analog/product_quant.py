@@ -7,17 +7,21 @@ training, straight-through gradients) and in every evaluation alike, so the Expe
 model with them once and evaluation noise never replaces them.
 
 aihwkit (`config.quant.preset = 'aihwkit'`, REFERENCES.md "Quantization"): `InferenceRPUConfig`'s
-forward `IOParameters` map onto ours exactly for dense products —
-  inp_res, inp_bound  -> a fixed signed DAC (`QuantConfig.from_aihwkit`: 1/14 is 4 bits, 15 levels)
+forward `IOParameters` and `MappingParameter` map onto ours —
+  inp_res, inp_bound  -> a fixed signed DAC (`QuantConfig.from_aihwkit`: 1/14 is 4 bits, 15 levels);
+                         res <= 0: infinite resolution, still clipped at ±inp_bound
   out_res, out_bound  -> a fixed signed ADC, same convention
-  out_noise           -> ADC noise before the ADC, out_noise / Δ_ADC LSB (both in normalised units)
+  out_noise           -> Gaussian noise before the ADC (normalised units; `adc_noise` holds it in
+                         ADC LSBs for readers of a ProductQuant)
   noise_management    -> 'abs_max': each input vector is divided by α = max|x| before the DAC and
-                         the output multiplied by α after the ADC; 'none': raw units.
-Differences: a resolution must be an n-bit converter (res = 1/(2^n − 2)), or 0 for off; a
-convolution's α is per example (aihwkit: per unrolled patch); rounding is half to even; no bound
-management (aihwkit may re-run a clipped product with a smaller input), input or weight noise;
-the backward pass is straight-through inside the converter ranges and zero outside (aihwkit's is
-ideal, unclipped).
+                         the output multiplied by α after the ADC; 'none': raw units. aihwkit
+                         refuses inp_bound != 1 with it, so do we.
+  bound_management, max_bm_factor, max_bm_res, max_input_size, max_output_size, and our
+  conv_alpha and zero_vectors -> the `Periphery` of every product (freqnoise.analog.tiles:
+  tiles, iterative bound management, per-patch α of convolutions, exact zeros for a zero vector).
+Differences: a resolution must be an n-bit converter (res = 1/(2^n − 2)), or <= 0; no input or
+weight read noise (PCM: NoiseConfig.weight_noise='pcm'); the backward pass is straight-through
+inside the converter ranges and zero outside (aihwkit's is ideal, unclipped).
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ import math
 import re
 
 import ml_collections
+import numpy as np
 
 from freqnoise.analog.noise import LAYER_SETS, in_layer_set, noise_for_layer
 from freqnoise.analog.product import ADC_NOISE_POSITIONS, AdcNoise
 from freqnoise.analog.quant import LEARNED, MODES, QuantConfig
 from freqnoise.analog.quant_module import Quantizer
+from freqnoise.analog.tiles import BOUND_MANAGEMENTS, CONV_ALPHAS, ZERO_VECTORS, Periphery
 
 PRESETS = ("", "aihwkit")
 NOISE_MANAGEMENTS = ("abs_max", "none")
@@ -66,6 +72,13 @@ AIHWKIT_DEFAULTS = {
     "out_bound": 12.0,     # ADC range ±out_bound (normalised units)
     "out_noise": 0.06,     # std of Gaussian output noise before the ADC (normalised units)
     "noise_management": "abs_max",  # abs_max (inputs / max|x| per vector, outputs * it) | none
+    "bound_management": "iterative",  # iterative (re-run a clipping vector at input / 2) | none
+    "max_bm_factor": 1000,  # bound management stops once the input reduction exceeds this ...
+    "max_bm_res": 0.25,    # ... or max_bm_res / the DAC's step
+    "max_input_size": 512,  # inputs per tile (larger layers are split into tiles; 0 = one tile)
+    "max_output_size": 512,  # outputs per tile (0 = one tile)
+    "conv_alpha": "patch",  # patch (aihwkit: a conv's input vector is an unfolded patch) | example
+    "zero_vectors": "zeros",  # zeros (aihwkit: an all-zero input vector gives exact zeros) | noisy
 }
 
 
@@ -80,6 +93,7 @@ class ProductQuant:
     adc_noise: Gaussian ADC noise in LSB units of `adc`, before or after it (None = off).
     scale_inputs: aihwkit's 'abs_max' noise management (see the module docstring).
     layers: which products of a model are quantized (as `NoiseConfig.layers`).
+    periphery: aihwkit's tile periphery (freqnoise.analog.tiles), None = none.
   """
 
   weight: QuantConfig | None = None
@@ -88,12 +102,21 @@ class ProductQuant:
   adc_noise: AdcNoise | None = None
   scale_inputs: bool = False
   layers: str = "all"
+  periphery: Periphery | None = None
 
   def __post_init__(self):
     for name in ("weight", "dac", "adc"):
       value = getattr(self, name)
       if value is not None and not isinstance(value, QuantConfig):
         raise TypeError(f"ProductQuant.{name} must be a QuantConfig or None, got {value!r}")
+    if self.periphery is not None and not isinstance(self.periphery, Periphery):
+      raise TypeError(f"ProductQuant.periphery must be a Periphery or None, got {self.periphery!r}")
+    if self.periphery is not None:
+      for name in ("dac", "adc"):
+        c = getattr(self, name)
+        if c is not None and (c.mode != "fixed" or c.stochastic):
+          raise ValueError(f"ProductQuant.{name} on aihwkit's tiles must be a fixed range with "
+                           f"nearest rounding, got {c!r}")
     if self.layers not in LAYER_SETS:
       raise ValueError(f"ProductQuant.layers must be one of {LAYER_SETS}, got {self.layers!r}")
     noise = self.adc_noise
@@ -166,7 +189,7 @@ def quant_from_config(block: ml_collections.ConfigDict | dict | None) -> Product
       if q[name]:
         raise ValueError(f"config.quant.{name} must be 0 with preset='aihwkit' (the DAC, ADC and "
                          "their noise come from config.quant.aihwkit)")
-    dac, adc, lsb, scale = _aihwkit(a, shared)
+    dac, adc, lsb, scale, periphery = _aihwkit(a, shared)
   else:
     if a != AIHWKIT_DEFAULTS:
       changed = sorted(k for k in a if a[k] != AIHWKIT_DEFAULTS[k])
@@ -174,39 +197,65 @@ def quant_from_config(block: ml_collections.ConfigDict | dict | None) -> Product
                        "config.quant.preset='aihwkit'")
     dac = _converter(q, "dac", signed=q["dac_signed"], **shared)
     adc = _converter(q, "adc", signed=True, **shared)
-    scale = False
+    scale, periphery = False, None
     if lsb and adc is None:
       raise ValueError("config.quant.adc_noise_lsb is in LSB units of the ADC: set "
                        "config.quant.adc_bits (or preset='aihwkit')")
-  if weight is None and dac is None and adc is None:
+  if weight is None and dac is None and adc is None and periphery is None:
     return None
   noise = AdcNoise(lsb, q["adc_noise_position"]) if lsb else None
   return ProductQuant(weight=weight, dac=dac, adc=adc, adc_noise=noise, scale_inputs=scale,
-                      layers=q["layers"])
+                      layers=q["layers"], periphery=periphery)
 
 
 def _aihwkit(a: dict, shared: dict):
-  """(dac, adc, ADC noise in LSB, scale_inputs) of the config.quant.aihwkit group."""
+  """(dac, adc, ADC noise in LSB, scale_inputs, Periphery) of the config.quant.aihwkit group."""
   _choice("aihwkit.noise_management", a["noise_management"], NOISE_MANAGEMENTS)
-  converters = []
+  _choice("aihwkit.bound_management", a["bound_management"], BOUND_MANAGEMENTS)
+  _choice("aihwkit.conv_alpha", a["conv_alpha"], CONV_ALPHAS)
+  _choice("aihwkit.zero_vectors", a["zero_vectors"], ZERO_VECTORS)
+  if shared["stochastic"]:
+    raise ValueError("config.quant.stochastic is not supported with preset='aihwkit' (aihwkit's "
+                     "rounding is to nearest by default)")
+  converters, steps = [], []
   for res, bound in (("inp_res", "inp_bound"), ("out_res", "out_bound")):
-    r, b = _number(f"aihwkit.{res}", a[res]), _number(f"aihwkit.{bound}", a[bound])
-    if r == 0:  # ours: 0 = no converter
-      converters.append(None)
-      continue
+    r = _number(f"aihwkit.{res}", a[res], negative=True)
+    b = _number(f"aihwkit.{bound}", a[bound])
     if b <= 0:
-      raise ValueError(f"config.quant.aihwkit.{bound} must be > 0 with {res} > 0, got {b!r}")
+      raise ValueError(f"config.quant.aihwkit.{bound} must be > 0, got {b!r}")
+    if r <= 0:  # aihwkit: infinite resolution, still clipped at ±bound
+      converters.append(None)
+      steps.append(0.0)
+      continue
     try:
       converters.append(QuantConfig.from_aihwkit(r, b, **shared))
     except ValueError as e:
       raise ValueError(f"config.quant.aihwkit.{res}: {e}") from None
+    # aihwkit's step in its float32 arithmetic: (res > 1 ? 1/res : res) · 2·bound
+    f32 = np.float32
+    steps.append(float(f32(f32(1) / f32(r) if r > 1 else f32(r)) * f32(2 * b)))
   dac, adc = converters
+  nm = a["noise_management"] == "abs_max"
+  if nm and a["inp_bound"] != 1:
+    raise ValueError(f"config.quant.aihwkit.inp_bound must be 1 with noise_management='abs_max' "
+                     f"(aihwkit refuses others: 'Forward noise managment expects bound==1'), got "
+                     f"{a['inp_bound']!r}")
   noise = _number("aihwkit.out_noise", a["out_noise"])
-  if noise and adc is None:
-    raise ValueError("config.quant.aihwkit.out_noise needs the ADC (out_res > 0): ours is drawn in "
-                     "ADC LSB units (set out_noise=0 without an ADC)")
-  lsb = noise / (adc.bound / adc.qmax) if noise else 0.0  # Δ_ADC = out_res·2·out_bound
-  return dac, adc, lsb, a["noise_management"] == "abs_max"
+  lsb = noise / (adc.bound / adc.qmax) if noise and adc is not None else 0.0  # Δ = res·2·bound
+  factor = a["max_bm_factor"]
+  if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+    raise ValueError(f"config.quant.aihwkit.max_bm_factor must be an int >= 1, got {factor!r}")
+  for name in ("max_input_size", "max_output_size"):
+    if isinstance(a[name], bool) or not isinstance(a[name], int) or a[name] < 0:
+      raise ValueError(f"config.quant.aihwkit.{name} must be an int >= 0 (0 = one tile), got "
+                       f"{a[name]!r}")
+  periphery = Periphery(
+      inp_bound=float(a["inp_bound"]), out_bound=float(a["out_bound"]), out_noise=noise,
+      inp_step=steps[0], out_step=steps[1], bound_management=a["bound_management"],
+      max_bm_factor=factor, max_bm_res=_number("aihwkit.max_bm_res", a["max_bm_res"]),
+      max_input_size=a["max_input_size"], max_output_size=a["max_output_size"],
+      conv_alpha=a["conv_alpha"], zero_vectors=a["zero_vectors"])
+  return dac, adc, lsb, nm, periphery
 
 
 def _converter(q: dict, prefix: str, **kwargs) -> QuantConfig | None:
@@ -244,10 +293,10 @@ def _choice(name: str, value, choices) -> None:
     raise ValueError(f"config.quant.{name} must be one of {choices}, got {value!r}")
 
 
-def _number(name: str, value) -> float:
+def _number(name: str, value, negative: bool = False) -> float:
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
     raise ValueError(f"config.quant.{name} must be a finite number, got {value!r}")
-  if value < 0:
+  if value < 0 and not negative:
     what = " (a standard deviation in ADC LSBs)" if name == "adc_noise_lsb" else ""
     raise ValueError(f"config.quant.{name} must be >= 0{what}, got {value!r}")
   return float(value)

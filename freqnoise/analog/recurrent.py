@@ -47,7 +47,7 @@ import jax.numpy as jnp
 from freqnoise.analog.noise import NoiseConfig, add_noise
 from freqnoise.analog.product import analog_product, is_noisy, module_rng
 from freqnoise.analog.product_quant import ProductQuant
-from freqnoise.analog.quant import COLLECTION
+from freqnoise.analog.quant import COLLECTION, stateless_quantizer
 
 Quantizer = Callable[[jax.Array], jax.Array] | nn.Module | None
 Initializer = Callable[..., jax.Array]
@@ -96,15 +96,21 @@ class _NoisyCell(nn.Module):
                        "converter of `quant` are both set; give one")
     dacs = tuple(self.input_quantizer if d is None else d for d in dacs)
     adcs = tuple(self.output_quantizer if a is None else a for a in adcs)
-    rng = module_rng(self) if is_noisy(noise) or quant.adc_noise else None
+    periphery, adc_noise = quant.periphery, quant.adc_noise
+    if periphery is not None:  # aihwkit's tiles: fixed converters, noise from the periphery
+      dacs, adcs = ((None if c is None else stateless_quantizer(c),) * 2
+                    for c in (quant.dac, quant.adc))
+      adc_noise = None
+    rng = module_rng(self) if is_noisy(noise) or adc_noise or periphery else None
     merge = (is_noisy(noise) and self.sums_products and noise.kind == "output"
-             and adcs[0] is None and not quant.scale_inputs)
+             and adcs[0] is None and not quant.scale_inputs and periphery is None)
     # (with a static +inf SNR the deferred variances are None: weight noise only)
     product = functools.partial(analog_product, jnp.dot, noise=noise, rng=rng, groups=self.groups,
-                                scale_axes=(-1,) if quant.scale_inputs else None)
+                                scale_axes=(-1,) if quant.scale_inputs else None,
+                                periphery=periphery)
     args = [dict(dac=d, weight_quantizer=q) for d, q in zip(dacs, weights)]
     if not merge:
-      return tuple(product(v, w, adc=a, adc_noise=quant.adc_noise, **kw)
+      return tuple(product(v, w, adc=a, adc_noise=adc_noise, **kw)
                    for v, w, a, kw in zip((x, h), (w_i, w_h), adcs, args))
     y_i, var_i = product(x, w_i, defer_output_noise=True, **args[0])
     y_h, var_h = product(h, w_h, defer_output_noise=True, **args[1])

@@ -157,6 +157,8 @@ def deterministic_at_inf(noise: NoiseConfig, quant=None) -> bool:
   if quant is not None:
     if quant.adc_noise is not None and quant.adc_noise.lsb:
       return False
+    if getattr(quant, "periphery", None) is not None and quant.periphery.out_noise:
+      return False  # aihwkit's output noise without an ADC (res <= 0)
     if any(c is not None and c.stochastic for c in (quant.weight, quant.dac, quant.adc)):
       return False
   return noise.replace(snr_db=math.inf, snr_db_range=None).statically_off

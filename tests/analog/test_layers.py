@@ -189,11 +189,13 @@ def _convert(v, step, bound):
 
 
 def test_aihwkit_conv_scales_each_example_as_a_whole():
-  """A convolution's α stays one per example (max|x| over H, W, C), the dense one per vector:
+  """With conv_alpha='example' a convolution's α is one per example (max|x| over H, W, C):
   NoisyConv (1×1, so the product is a matmul per pixel) equals α·ADC(DAC(x/α)·K) with α per
-  example, bit for bit (dyadic: Δ_DAC = 1/4, Δ_ADC = 1/2, K in multiples of 1/8)."""
+  example, bit for bit (dyadic: Δ_DAC = 1 (inp_bound 1, as aihwkit's noise management needs),
+  Δ_ADC = 1/2, K in multiples of 1/8)."""
   q = quant_from_config({"preset": "aihwkit", "aihwkit": {
-      "inp_res": 1 / 6, "inp_bound": 0.75, "out_res": 1 / 14, "out_bound": 3.5, "out_noise": 0.0}})
+      "inp_res": 1 / 2, "inp_bound": 1.0, "out_res": 1 / 14, "out_bound": 3.5, "out_noise": 0.0,
+      "conv_alpha": "example"}})
   rng = np.random.default_rng(3)
   x = rng.standard_normal((2, 3, 3, 5)).astype(np.float32)
   x[0, 0, 0] *= 8  # one pixel sets example 0's α
@@ -201,7 +203,7 @@ def test_aihwkit_conv_scales_each_example_as_a_whole():
   y = jax.jit(NoisyConv(4, (1, 1), quant=q).apply)(
       {"params": {"kernel": k[None, None], "bias": jnp.zeros(4)}}, x)
   alpha = np.max(np.abs(x), axis=(1, 2, 3), keepdims=True)
-  ref = _convert(_convert(x / alpha, 0.25, 0.75) @ k, 0.5, 3.5) * alpha
+  ref = _convert(_convert(x / alpha, 1.0, 1.0) @ k, 0.5, 3.5) * alpha
   np.testing.assert_array_equal(np.asarray(y), ref)
 
 

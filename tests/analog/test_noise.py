@@ -141,7 +141,7 @@ def test_sample_training_noise_draws_in_range_and_is_a_leaf():
   assert float(draws.min()) >= 0.0 and float(draws.max()) <= 10.0
   assert 4.5 < float(draws.mean()) < 5.5
   assert sample_training_noise(jax.random.key(0), NoiseConfig(snr_db=3.0)).snr_db == 3.0
-  assert len(jax.tree.leaves(n)) == 2  # snr_db, weight_sigma
+  assert len(jax.tree.leaves(n)) == 3  # snr_db, weight_sigma, t_inference
 
 
 def test_power_gradient_option_differentiates_through_the_power():

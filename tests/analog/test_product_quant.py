@@ -68,8 +68,12 @@ def test_the_default_block_is_off_and_the_fields_map_onto_quant_configs():
     (dict(preset="aihwkit", dac_bits=4), r"config.quant.dac_bits must be 0 with preset='aihwkit'"),
     (dict(preset="aihwkit", **{"aihwkit.inp_res": 0.1}), r"config.quant.aihwkit.inp_res: aihwkit "
                                                           r"res=0.1 is 10 steps"),
-    (dict(preset="aihwkit", **{"aihwkit.out_res": 0.0}), r"config.quant.aihwkit.out_noise needs "
-                                                          r"the ADC"),
+    (dict(preset="aihwkit", **{"aihwkit.inp_bound": 2.0}), r"config.quant.aihwkit.inp_bound must "
+                                                             r"be 1 with noise_management='abs_max'"),
+    (dict(preset="aihwkit", **{"aihwkit.bound_management": "shift"}),
+     r"config.quant.aihwkit.bound_management must be one of"),
+    (dict(preset="aihwkit", **{"aihwkit.max_input_size": -1}),
+     r"config.quant.aihwkit.max_input_size must be an int >= 0"),
     (dict(preset="aihwkit", **{"aihwkit.noise_management": "iterative"}),
      r"config.quant.aihwkit.noise_management must be one of"),
 ])
@@ -122,27 +126,30 @@ def test_aihwkit_inp_res_1_over_14_gives_15_levels_through_a_dense_layer():
 def _aihwkit_forward(x, w, inp_res, inp_bound, out_res, out_bound):
   """NumPy float32 transcription of REFERENCES.md's aihwkit forward (ABS_MAX noise management,
   no output noise): α = max|x| per row; x/α quantized with Δ = res·2·bound (round, then clamp);
-  the product; the output quantized the same way and clamped; times α."""
+  the product; the output quantized the same way and clamped; times α — in the C++ tile's
+  arithmetic: x·s with s = 1/α, the output times 1/s."""
   def convert(v, res, bound):
     step = f32(res * 2 * bound)
     return np.clip(np.round(v / step) * step, -f32(bound), f32(bound))
-  alpha = np.max(np.abs(x), axis=1, keepdims=True)
-  return convert(convert(x / alpha, inp_res, inp_bound) @ w, out_res, out_bound) * alpha
+  scale = 1 / np.max(np.abs(x), axis=1, keepdims=True)
+  return convert(convert(x * scale, inp_res, inp_bound) @ w, out_res, out_bound) * (1 / scale)
 
 
 def test_an_aihwkit_inference_forward_is_reproduced_through_a_dense_layer():
-  """Dyadic settings (Δ_DAC = 1/4, Δ_ADC = 1/2) and weights (multiples of 1/8) keep every
+  """Dyadic settings (Δ_DAC = 1, Δ_ADC = 1/2) and weights (multiples of 1/8) keep every
   intermediate exact, so the layer equals the transcription bit for bit, clipping included."""
-  inp_res, inp_bound, out_res, out_bound = 1 / 6, 0.75, 1 / 14, 3.5  # 3-bit DAC, 4-bit ADC
+  inp_res, inp_bound, out_res, out_bound = 1 / 2, 1.0, 1 / 14, 3.5  # 2-bit DAC, 4-bit ADC
   q = quant_from_config(_block(preset="aihwkit", **{
       "aihwkit.inp_res": inp_res, "aihwkit.inp_bound": inp_bound, "aihwkit.out_res": out_res,
-      "aihwkit.out_bound": out_bound, "aihwkit.out_noise": 0.0}))
+      "aihwkit.out_bound": out_bound, "aihwkit.out_noise": 0.0,
+      "aihwkit.bound_management": "none"}))  # (test_tiles.py: with bound management)
   x = np.asarray(_x(1, (32, 12)))
   w = np.round(np.asarray(_x(2, (12, 5))) * 8) / 8
   y = NoisyDense(5, quant=q).apply({"params": {"kernel": jnp.asarray(w), "bias": jnp.zeros(5)}},
                                    jnp.asarray(x))
   ref = _aihwkit_forward(x, w, inp_res, inp_bound, out_res, out_bound)
-  assert np.abs(ref / np.max(np.abs(x), 1, keepdims=True)).max() == out_bound  # clipping happens
+  clipped = np.abs(ref / np.max(np.abs(x), 1, keepdims=True)).max()
+  assert clipped == pytest.approx(out_bound, rel=1e-6)  # clipping happens
   np.testing.assert_array_equal(np.asarray(y), ref)
 
 

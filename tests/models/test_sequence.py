@@ -78,10 +78,10 @@ def test_tied_head_under_aihwkit_scales_each_token_alone():
   """aihwkit's α is per input vector: the tied softmax on [B, T, H] gives every token exactly what
   it gives that token fed alone, and a token 128× smaller than its sequence's largest keeps its
   logits (2^-7 times the large token's), not 0 (issue 24 #4: α was one per sequence). Dyadic
-  converters (Δ_DAC = 1/4, Δ_ADC = 1/2) and an embedding of multiples of 1/8 keep every step
+  converters (Δ_DAC = 1, Δ_ADC = 1/2) and an embedding of multiples of 1/8 keep every step
   exact; the head's input is set through an interceptor."""
   q = quant_from_config({"preset": "aihwkit", "aihwkit": {
-      "inp_res": 1 / 6, "inp_bound": 0.75, "out_res": 1 / 14, "out_bound": 3.5, "out_noise": 0.0}})
+      "inp_res": 1 / 2, "inp_bound": 1.0, "out_res": 1 / 14, "out_bound": 3.5, "out_noise": 0.0}})
   model = build_model({"name": "lstm_lm", "embed_dim": 6, "hidden": 6, "num_layers": 1,
                        "tie_weights": True}, num_classes=11, quant=q)
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32),
