@@ -36,6 +36,9 @@ def exact_cases() -> dict[str, dict]:
   x, w = _dense(2, 32, 20, 6, 1.5)
   cases["res_zero_clipped"] = dict(kind="dense", x=x, w=w,
                                    io=dict(inp_res=0.0, out_res=-1.0, out_bound=3.0), mapping={})
+  # (with bound management a clipping output is re-run until it fits: the clip shows without it)
+  cases["res_zero_clipped_no_bm"] = dict(kind="dense", x=x, w=w, mapping={}, io=dict(
+      inp_res=0.0, out_res=-1.0, out_bound=3.0, bound_management="none"))
   x, w = _dense(3, 64, 64, 8, 1.0)
   cases["bound_management"] = dict(kind="dense", x=x, w=w, io=dict(out_bound=4.0), mapping={})
   rng = _rng(4)

@@ -26,6 +26,7 @@ import cases  # noqa: E402
 from aihwkit.inference import GlobalDriftCompensation, PCMLikeNoiseModel  # noqa: E402
 from aihwkit.nn import AnalogConv2d, AnalogLinear  # noqa: E402
 from aihwkit.simulator.configs import InferenceRPUConfig  # noqa: E402
+from aihwkit.simulator.parameters.enums import BoundManagementType  # noqa: E402
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "analog", "golden")
 
@@ -33,7 +34,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "analog", 
 def rpu_config(case: dict, out_noise=None) -> InferenceRPUConfig:
   config = InferenceRPUConfig()
   for k, v in cases.io_fields(case, out_noise).items():
-    setattr(config.forward, k, v)
+    setattr(config.forward, k, BoundManagementType[v.upper()] if k == "bound_management" else v)
   for k, v in case["mapping"].items():
     setattr(config.mapping, k, v)
   config.noise_model = PCMLikeNoiseModel()
