@@ -211,7 +211,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_processes = 1           # >1: jax.distributed for multi-host data parallelism (README)
   c.coordinator_address = ""    # host:port of process 0 ("" = from the cluster environment)
   c.process_id = -1             # this process's id (-1 = from the cluster environment)
-  c.distributed_timeout = 300   # seconds a process waits for the others to join (num_processes > 1)
+  # seconds a process waits for the others (num_processes > 1): to join, and in one phase of the
+  # run (a train step, an evaluation) while another process is elsewhere; then every process says
+  # what it was doing and exits 124 (freqnoise.distributed)
+  c.distributed_timeout = 300
   # A finished or interrupted run's workdir whose latest params/model state start this run (step
   # and optimizer state fresh; same model); "" = random init. Used only while this run has no
   # checkpoint of its own.

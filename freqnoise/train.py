@@ -193,6 +193,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
 
   def evaluate_test(step: int) -> dict[str, float]:
     jax.block_until_ready(state)  # the training steps in flight are not eval time
+    distributed.set_phase("evaluation of the test split at step", step)
     t0 = time.perf_counter()
     scores = {f"test_{k}": v for k, v in split_eval(state, "test").items()}
     progress.exclude(time.perf_counter() - t0)
@@ -206,6 +207,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   t_start = time.perf_counter()
   try:
     for batch in prefetch(lambda s: sharding.shard_batch(batches[s], mesh), start, stop):
+      distributed.set_phase("train step", step + 1, bounded=True)  # (watchdog of several processes)
       state, metrics = train_step(state, batch, experiment.stats_device, train_key)
       step += 1
       pending.append((step, metrics))
@@ -232,6 +234,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         checked = len(pending)
         _check_finite_state(state, step)  # (waits for the state: what follows is save time)
         t0 = time.perf_counter()
+        distributed.set_phase("checkpoint save at step", step)
         checkpointer.maybe_save(step, state, force=step == stop)
         progress.exclude(time.perf_counter() - t0)
     train_wall = time.perf_counter() - t_start
@@ -239,8 +242,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
       result = evaluate_test(step)
     result.update(steps=step, train_seconds=train_wall, train_steps_per_sec=train_rate)
     if step == num_steps:
+      distributed.set_phase("evaluators of config.evals after step", step)
       result.update(evaluators.run_configured(experiment, state, writer, step))
   finally:  # let an in-flight async checkpoint commit (or fail) before the interpreter exits
+    distributed.set_phase("finishing the last checkpoint at step", step)
     checkpointer.close()
     writer.close()
   if is_writer:

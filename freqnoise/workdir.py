@@ -42,7 +42,7 @@ SAFE_FIELDS = (
     "coordinator_address",  # how the processes of one run find each other (differs per launch)
     "process_id",        # differs per process of one multi-process run
     "num_processes",     # the layout: the same seed gives the same run on any process count
-    "distributed_timeout",  # how long processes wait for each other to join
+    "distributed_timeout",  # how long processes wait for each other (freqnoise.distributed)
     "data.pipeline",     # memory and grain serve the same batches (freqnoise.data.streaming)
     "data.num_workers",  # how many processes read them
     "data.lazy_test",    # a detection test split read lazily holds the same examples

@@ -8,6 +8,7 @@ Every subprocess has a timeout and is killed (with its process group) when a tes
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -199,10 +201,11 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def run_processes(argvs: list[list[str]], timeout: float = 60) -> list[subprocess.CompletedProcess]:
+def run_processes(argvs: list[list[str]], timeout: float = 60, program=("-m", "freqnoise.main"),
+                  **environ: str) -> list[subprocess.CompletedProcess]:
   """Starts every process at once (without the launcher, which would stop the rest after the
   first failure) and waits for each; a process still running after `timeout` s is killed."""
-  procs = [subprocess.Popen([sys.executable, "-m", "freqnoise.main", *argv], cwd=REPO, env=env(),
+  procs = [subprocess.Popen([sys.executable, *program, *argv], cwd=REPO, env={**env(), **environ},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for argv in argvs]
   out = []
@@ -212,6 +215,8 @@ def run_processes(argvs: list[list[str]], timeout: float = 60) -> list[subproces
     except subprocess.TimeoutExpired:
       for q in procs:
         q.kill()
+      for q in procs:
+        q.communicate()  # (closes the pipes)
       pytest.fail("a process hung instead of failing")
     out.append(subprocess.CompletedProcess(p.args, p.returncode, o, e))
   return out
@@ -242,6 +247,61 @@ def test_bad_settings_fail_in_every_process_within_seconds(tmp_path, case):
   assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_hundreds_of_steps_in_flight_do_not_deadlock():
+  """2 processes x 2 devices dispatch 300 steps of one all-reduce each without waiting; XLA's CPU
+  client used to stop in the first of them, every process idle (issue 25's README example)."""
+  port = free_port()
+  worker = [str(REPO / "tests" / "multihost" / "steps_in_flight.py")]
+  results = run_processes([[str(i), "2", str(port), "300"] for i in range(2)], program=worker)
+  for i, r in enumerate(results):
+    assert r.returncode == 0 and f"process {i}: w = 300.0" in r.stdout, r.stderr[-2000:]
+
+
+def test_a_process_that_skips_a_collective_stops_every_process_naming_its_phase(tmp_path):
+  """Process 1 skips the test evaluation at step 10 (tests/multihost/skip_evaluation.py): instead
+  of waiting forever, each process says within config.distributed_timeout what each was doing."""
+  port = free_port()
+  common = [f"--config={MLP}", f"--workdir={tmp_path / 'run'}", "--config.num_processes=2",
+            f"--config.coordinator_address=127.0.0.1:{port}", "--config.distributed_timeout=3"]
+  worker = [str(REPO / "tests" / "multihost" / "skip_evaluation.py")]
+  t0 = time.monotonic()
+  results = run_processes([[*common, f"--config.process_id={i}"] for i in range(2)],
+                          program=worker, FREQNOISE_TEST_SKIP="1")
+  elapsed = time.monotonic() - t0
+  for i, r in enumerate(results):
+    assert r.returncode == distributed.EXIT_STATUS, (i, r.returncode, r.stderr[-2000:])
+    assert f"error: process {i} waited " in r.stderr, r.stderr[-2000:]
+    assert "more than config.distributed_timeout=3 s. What each process was doing:" in r.stderr
+    assert "  process 0: evaluation of the test split at step 10 (for " in r.stderr
+    assert "  process 1: test hook: skipped the test evaluation, sleeping (for " in r.stderr
+    assert "issued by some processes and not by the others" in r.stderr
+  assert elapsed < 45, elapsed
+
+
+def test_a_run_of_two_processes_is_evaluated_by_one(mlp_runs):
+  """config.json holds the launch's coordinator and process count: evaluating the run waited
+  300 s for that launch's processes, then aborted with a C++ stack dump."""
+  root, _, _ = mlp_runs
+  run = root / "two"
+  saved = json.loads((run / "config.json").read_text())
+  assert saved["num_processes"] == 2 and saved["coordinator_address"].startswith("127.0.0.1:")
+  evaluate = [sys.executable, "-m", "freqnoise.evaluate", f"--workdir={run}", "--snrs_db=inf",
+              "--num_draws=2", "--config.evals.montecarlo.output="]  # (writes nothing in run/)
+  r = subprocess.run(evaluate, cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr[-2000:]
+  accuracy = json.loads((run / "final_metrics.json").read_text())["test_accuracy"]
+  assert re.search(rf"^\s*inf {accuracy:.4f} ", r.stdout, re.M), r.stdout  # the same model
+  # The layout of this launch is given on the command line; a bad one fails at once.
+  t0 = time.monotonic()
+  r = subprocess.run([*evaluate, "--config.num_processes=2", "--config.process_id=0",
+                      "--config.coordinator_address=127.0.0.1:99999"], cwd=REPO, env=env(),
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+      "error: config.coordinator_address='127.0.0.1:99999': port 99999 is not a TCP port "
+      "(1 to 65535)"), r.stderr[-2000:]
+  assert time.monotonic() - t0 < 30
+
+
 # ----------------------------------------------------------------------------- no subprocess
 def test_initialize_passes_the_settings_and_a_timeout(monkeypatch):
   calls = []
@@ -265,6 +325,8 @@ def test_initialize_passes_the_settings_and_a_timeout(monkeypatch):
     ({"distributed_timeout": 0}, r"config\.distributed_timeout must be a positive number"),
     ({"coordinator_address": "10.0.0.1"}, r"config\.coordinator_address='10\.0\.0\.1' must be "
                                           r"host:port"),
+    ({"coordinator_address": "127.0.0.1:99999"}, r"config\.coordinator_address='127\.0\.0\.1:"
+                                                 r"99999': port 99999 is not a TCP port"),
     ({"data": {"batch_size": 64, "eval_batch_size": 9}},
      r"config\.data\.eval_batch_size=9 is not divisible by config\.num_processes=2"),
 ])
@@ -290,3 +352,101 @@ def test_run_local_needs_its_arguments():
   r = subprocess.run(["bash", str(RUN_LOCAL), "two", "configs/digits_mlp.py"], capture_output=True,
                      text=True, timeout=30)
   assert r.returncode == 2 and "usage:" in r.stderr
+
+
+def test_a_saved_run_is_read_with_the_layout_of_one_process(tmp_path):
+  from freqnoise.evaluate import load_run_config
+  config = tiny_mlp()
+  config.update({"num_processes": 2, "coordinator_address": "10.0.0.1:1234", "process_id": 1})
+  (tmp_path / "config.json").write_text(config.to_json_best_effort())
+  loaded = load_run_config(str(tmp_path))
+  assert {k: loaded[k] for k in distributed.LAYOUT} == distributed.LAYOUT == {
+      "num_processes": 1, "coordinator_address": "", "process_id": -1}
+  assert loaded.model.hidden == config.model.hidden  # the rest as saved
+
+
+def test_the_cpu_client_gets_two_threads_per_local_device(monkeypatch):
+  from jax._src import xla_bridge
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
+  monkeypatch.delenv("PJRT_NPROC", raising=False)
+  monkeypatch.delenv("NPROC", raising=False)
+  monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})  # 2 cores
+  monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: True)
+  distributed.size_cpu_thread_pool()
+  assert "PJRT_NPROC" not in os.environ  # too late: the client has its threads
+  monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: False)
+  assert distributed.local_cpu_devices() == 3
+  distributed.size_cpu_thread_pool()
+  assert os.environ["PJRT_NPROC"] == "6"
+  monkeypatch.setenv("PJRT_NPROC", "16")  # a larger setting is kept
+  distributed.size_cpu_thread_pool()
+  assert os.environ["PJRT_NPROC"] == "16"
+
+
+class KeyValueStore:
+  """The coordination service's key-value store, as the watchdog uses it."""
+
+  def __init__(self, phases: dict[int, str]):
+    self.values = {f"{distributed.Watchdog.KEY}{p}": json.dumps({"phase": text,
+                                                                 "since": time.time()})
+                   for p, text in phases.items()}
+
+  def key_value_set(self, key, value, allow_overwrite=False):
+    self.values[key] = value
+
+  def key_value_dir_get(self, prefix):
+    return [(k, v) for k, v in self.values.items() if k.startswith(prefix)]
+
+
+def watch(others: dict[int, str], seconds: float, timeout: float = 0.3):
+  """Runs process 0's watchdog (of 2 processes) for up to `seconds`; (the exit statuses it asked
+  for, what it printed, the store)."""
+  exits, out, store = [], io.StringIO(), KeyValueStore(others)
+  dog = distributed.Watchdog(store, 0, 2, timeout, exit=exits.append, stream=out, poll=0.02)
+  dog.start()
+  dog.join(seconds)
+  dog.stop()
+  dog.join()
+  return exits, out.getvalue(), store
+
+
+def test_the_watchdog_stops_a_process_waiting_while_another_is_elsewhere(monkeypatch):
+  monkeypatch.setattr(distributed, "_phase", distributed._phase)  # (restored afterwards)
+  distributed.set_phase("evaluation of the test split at step", 6)
+  t0 = time.monotonic()
+  exits, text, store = watch({1: "train step 7"}, seconds=5)
+  assert exits == [distributed.EXIT_STATUS] and 0.3 < time.monotonic() - t0 < 2
+  assert re.match(r"error: process 0 waited \d+ s in 'evaluation of the test split at step 6', "
+                  r"more than config\.distributed_timeout=0\.3 s\. What each process was doing:\n"
+                  r"  process 0: evaluation of the test split at step 6 \(for \d+ s\)\n"
+                  r"  process 1: train step 7 \(for \d+ s\)\nThat is, a collective", text), text
+  assert json.loads(store.values["freqnoise/phase/0"])["phase"] == (
+      "evaluation of the test split at step 6")  # what the others read
+  exits, text, _ = watch({}, seconds=5)  # a process that never reported is elsewhere too
+  assert exits == [distributed.EXIT_STATUS] and "  process 1: (no phase reported)\n" in text
+
+
+def test_the_watchdog_lets_every_process_take_long_in_the_same_phase(monkeypatch):
+  monkeypatch.setattr(distributed, "_phase", distributed._phase)
+  distributed.set_phase("evaluation of the test split at step", 6)
+  assert watch({1: "evaluation of the test split at step 6"}, seconds=1.5)[0] == []  # 5 timeouts
+  distributed.set_phase("train step", 7, bounded=True)  # but one train step is never that long
+  exits, text, _ = watch({1: "train step 7"}, seconds=5)
+  assert exits == [distributed.EXIT_STATUS] and "every process waits in the same step" in text
+
+
+def test_the_watchdog_does_not_count_compile_time(monkeypatch):
+  """A thread inside jax/_src/compiler.py (XLA compiling its first step, minutes for a big model)
+  works: its phase's clock restarts when it leaves."""
+  monkeypatch.setattr(distributed, "_phase", distributed._phase)
+  leave = threading.Event()
+  code = compile("set_phase('train step', 1, bounded=True)\nleave.wait(5)",
+                 os.path.join("site-packages", "jax", "_src", "compiler.py"), "exec")
+  thread = threading.Thread(target=exec, args=(code, {"set_phase": distributed.set_phase,
+                                                      "leave": leave}))
+  thread.start()
+  try:
+    assert watch({1: "train step 1"}, seconds=1.5)[0] == []
+  finally:
+    leave.set()
+    thread.join()

@@ -11,8 +11,10 @@
 # (XLA_FLAGS, JAX_PLATFORMS=cpu; unset: JAX's own devices). INT/TERM are forwarded to every
 # process. When one process fails the others are stopped (TERM, then KILL after STOP_GRACE_S,
 # default 10: they would wait for it in their next collective); the exit status is the first
-# failure's, 0 only when every process succeeded. Rerunning the same command resumes every process
-# from the latest checkpoint.
+# failure's, 0 only when every process succeeded. A process that waited for the others longer than
+# config.distributed_timeout (a collective some processes never issued) prints what each process
+# was doing and exits with status 124 (freqnoise.distributed's watchdog). Rerunning the same
+# command resumes every process from the latest checkpoint.
 set -uo pipefail
 if (( $# < 3 )) || ! [[ $1 =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: $0 N CONFIG WORKDIR [--config.a.b=v ...]  (N >= 1 processes)" >&2
