@@ -91,6 +91,8 @@ def load_run_config(workdir: str, eval_name: str | None = None) -> ml_collection
     raise FileNotFoundError(f"{path} not found: is {workdir!r} a training run folder?")
   with open(path) as f:
     data = _lists_to_tuples(json.load(f))  # JSON has no tuples; models must stay hashable
+  from freqnoise.distributed import single_process
+  data = single_process(data)  # the launch that trained it is over: one process, unless flags say
   data["eval_noise"] = {**_noise_defaults(), **(data.get("eval_noise") or {})}
   evals = _evals_of(data)
   kind = run_type(data)
@@ -271,6 +273,8 @@ def run() -> None:
                       output_named=given(f"--config.evals.{name}.output"),
                       overwrite=flags.FLAGS.overwrite)
       _, values = evaluators.settings(config, name)
+      from freqnoise import distributed
+      distributed.check_config(config)  # --config.num_processes=2 etc.: the layout of this launch
       check_has_checkpoint(workdir)
       output = evaluators.registry.output_file(values)
       if output:
