@@ -165,8 +165,9 @@ def size_cpu_thread_pool() -> None:
   devices = local_cpu_devices()
   if devices < 2 or xla_bridge.backends_are_initialized():
     return
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   current = next((int(os.environ[k]) for k in ("PJRT_NPROC", "NPROC")
-                  if os.environ.get(k, "").isdigit()), len(os.sched_getaffinity(0)))
+                  if os.environ.get(k, "").isdigit()), cores or 1)
   if current < 2 * devices:
     os.environ["PJRT_NPROC"] = str(2 * devices)
 
