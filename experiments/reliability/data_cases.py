@@ -208,14 +208,19 @@ def _(h):
 
 
 # ----------------------------------------------------------------------------- evaluate, record
+def _evaluated_earlier(h):
+  """A copy of the base run holding an earlier evaluation's montecarlo.json, and its snapshot."""
+  wd = h.copy_of("base")
+  with open(os.path.join(wd, "montecarlo.json"), "w") as f:
+    f.write('{"an": "earlier evaluation"}\n')
+  return wd, h.snapshot(wd)
+
+
 @case("evaluate_output_exists_named", "evaluate", "--config.evals.montecarlo.output= naming an "
       "existing file: refused before any computation, naming it and --overwrite; exit != 0; run "
       "folder unchanged")
 def _(h):
-  wd = h.copy_of("base")
-  with open(os.path.join(wd, "montecarlo.json"), "w") as f:
-    f.write('{"an": "earlier evaluation"}\n')
-  before = h.snapshot(wd)
+  wd, before = _evaluated_earlier(h)
   p = h.evaluate(wd, "--num_draws=2", "--snrs_db=0,inf",
                  "--config.evals.montecarlo.output=montecarlo.json")
   lost = h.changes(before, h.snapshot(wd))
@@ -229,10 +234,7 @@ def _(h):
       "evaluated before: the default SNR grid with a note, its table, and montecarlo-2.json "
       "beside the earlier montecarlo.json (unchanged); exit 0")
 def _(h):
-  wd = h.copy_of("base")
-  with open(os.path.join(wd, "montecarlo.json"), "w") as f:
-    f.write('{"an": "earlier evaluation"}\n')
-  before = h.snapshot(wd)
+  wd, before = _evaluated_earlier(h)
   p = h.evaluate(wd, "--num_draws=2")
   lost = h.changes(before, h.snapshot(wd))
   return outcome(p, [("exit 0", p.rc == 0), ("table printed", "checkpoint step 20" in p.out),
