@@ -65,6 +65,7 @@ def test_all_but_last_and_first_last():
 
 MODELS = {  # every registered model, small: (config.model, input)
     "mlp": ({"hidden": (4, 4)}, jnp.ones((1, 8, 8, 1))),
+    "fast_cifar": ({"widths": (4, 4, 4)}, jnp.ones((1, 16, 16, 3))),
     "lenet": ({"conv_features": (2,), "dense_features": (4,)}, jnp.ones((1, 8, 8, 1))),
     "resnet18": ({"small_images": True, "width": 8}, jnp.ones((1, 16, 16, 3))),
     "resnet50": ({"stem": "frequency", "gate": True, "width": 8}, jnp.ones((1, 4, 4, 24))),
