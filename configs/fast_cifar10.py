@@ -50,7 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   widths, epochs = _RECIPES[args.setting]
   epochs = args.epochs or epochs
   c = base_config()
-  c.seed = args.seed
+  c.seed = args.seed                 # init, data order, draws (the `seed` argument)
   c.data.source = "imagefolder:" + shared_data("cifar10-jpeg")  # SPLIT/CLASS/*.jpg tarballs
   c.data.batch_size = 1024          # training images per step
   c.data.eval_batch_size = 2000     # test images per evaluation batch
@@ -82,7 +82,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train_noise.snr_db = args.snr   # output noise on every product while training (inf = clean)
   c.train_noise.power_gradient = True  # gradient through the noise power, see NoiseConfig
   if args.montecarlo:
-    c.evals.montecarlo = montecarlo_block(num_draws=args.montecarlo, batch_size=1000)
+    c.evals.montecarlo = montecarlo_block(  # noisy passes after training
+        num_draws=args.montecarlo, batch_size=1000)
   if args.tiny:
     shrink_to_tiny(c)
   return c
