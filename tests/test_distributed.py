@@ -268,8 +268,14 @@ def test_a_process_that_skips_a_collective_stops_every_process_naming_its_phase(
   results = run_processes([[*common, f"--config.process_id={i}"] for i in range(2)],
                           program=worker, FREQNOISE_TEST_SKIP="1")
   elapsed = time.monotonic() - t0
-  for i, r in enumerate(results):
-    assert r.returncode == distributed.EXIT_STATUS, (i, r.returncode, r.stderr[-2000:])
+  # Every process stops; the first to see the timeout exits 124 naming every phase, and its peer
+  # either does the same or is aborted by the coordination service when the first one leaves
+  # (SIGABRT; seen in 1 of 2 CI runs), so at least one report is required, not two.
+  assert all(r.returncode != 0 for r in results), [r.returncode for r in results]
+  reported = [i for i, r in enumerate(results) if r.returncode == distributed.EXIT_STATUS]
+  assert reported, [(r.returncode, r.stderr[-2000:]) for r in results]
+  for i in reported:
+    r = results[i]
     assert f"error: process {i} waited " in r.stderr, r.stderr[-2000:]
     assert "more than config.distributed_timeout=3 s. What each process was doing:" in r.stderr
     assert "  process 0: evaluation of the test split at step 10 (for " in r.stderr
